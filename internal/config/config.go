@@ -1,0 +1,231 @@
+// Package config turns flags and environment variables into one validated Config. It is the only place that
+// reads them.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/deployment-tracker/deployment-tracker/internal/record"
+)
+
+// Config is the whole configuration of the tracker.
+type Config struct {
+	// Kubernetes and scoping.
+	Kubeconfig        string
+	Namespace         string
+	ExcludeNamespaces []string
+
+	// Servers.
+	MetricsPort     int
+	WebhookPort     int
+	WebhookHost     string
+	CertDir         string
+	HealthProbeAddr string
+
+	// High availability.
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+
+	// Delivery.
+	Workers            int
+	DryRun             bool
+	RequestsPerMinute  int
+	RequestsPerHour    int
+	UnknownArtifactTTL time.Duration
+	ShutdownTimeout    time.Duration
+
+	// Records (environment variables).
+	Org                 string
+	BaseURL             string
+	Template            *record.Template
+	TemplateText        string
+	LogicalEnvironment  string
+	PhysicalEnvironment string
+	Cluster             string
+
+	// GitHub authentication (environment variables). Secret values never leave this struct in logs.
+	APIToken       string
+	AppID          int64
+	InstallationID int64
+	AppPrivateKey  string // path to the PEM file
+}
+
+// Env looks up an environment variable; os.LookupEnv in production, a map in tests.
+type Env func(key string) (string, bool)
+
+// Parse reads args (without the program name) and the environment into a validated Config. Every problem is
+// reported at once, each naming the flag or variable. Flags registered on fs by other packages (for example
+// the logger's) are parsed too; pass flag.NewFlagSet(name, flag.ContinueOnError) in tests.
+func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
+	c := &Config{}
+	var exclude, tmpl string
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty: in-cluster config or $KUBECONFIG")
+	fs.StringVar(&c.Namespace, "namespace", "", "only track pods in this namespace (default: all namespaces)")
+	fs.StringVar(&exclude, "exclude-namespaces", "", "comma-separated namespaces whose pods are not tracked (not with -namespace)")
+	fs.IntVar(&c.Workers, "workers", 2, "number of workers posting records")
+	fs.IntVar(&c.MetricsPort, "metrics-port", 9090, "port of the Prometheus /metrics endpoint (0 disables it)")
+	fs.IntVar(&c.WebhookPort, "webhook-port", 9443, "port of the admission webhook server (HTTPS)")
+	fs.StringVar(&c.WebhookHost, "webhook-host", "", "address the webhook server binds to (default: all)")
+	fs.StringVar(&c.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the webhook's tls.crt and tls.key (reloaded when they change)")
+	fs.StringVar(&c.HealthProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "elect a leader among replicas; only the leader posts records")
+	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: $POD_NAMESPACE)")
+	fs.StringVar(&c.LeaderElectionID, "leader-election-id", "deployment-tracker", "name of the leader election Lease")
+	fs.BoolVar(&c.DryRun, "dry-run", false, "print records as JSON lines on stdout instead of posting them to GitHub")
+	fs.IntVar(&c.RequestsPerMinute, "github-requests-per-minute", 80, "client-side pace of record posts per minute, below GitHub's secondary rate limit (0: unlimited)")
+	fs.IntVar(&c.RequestsPerHour, "github-requests-per-hour", 500, "client-side pace of record posts per hour (0: unlimited)")
+	fs.DurationVar(&c.UnknownArtifactTTL, "unknown-artifact-ttl", time.Hour, "how long a 404 for an unknown artifact digest is remembered before it is tried again")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long queued records may still be posted before exiting")
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("flags: unexpected argument %q", fs.Arg(0))
+	}
+
+	get := func(k string) string { v, _ := env(k); return strings.TrimSpace(v) }
+	var errs []error
+	bad := func(name, format string, a ...any) { errs = append(errs, fmt.Errorf(name+": "+format, a...)) }
+
+	c.Org = get("ORG")
+	c.BaseURL = get("BASE_URL")
+	if c.BaseURL == "" {
+		c.BaseURL = "https://api.github.com"
+	}
+	tmpl = get("DN_TEMPLATE")
+	if tmpl == "" {
+		tmpl = record.DefaultTemplate
+	}
+	c.TemplateText = tmpl
+	c.LogicalEnvironment = get("LOGICAL_ENVIRONMENT")
+	c.PhysicalEnvironment = get("PHYSICAL_ENVIRONMENT")
+	c.Cluster = get("CLUSTER")
+	c.AppPrivateKey = get("GH_APP_PRIV_KEY")
+	if c.LeaderElectionNamespace == "" {
+		c.LeaderElectionNamespace = get("POD_NAMESPACE")
+	}
+
+	if t, err := record.ParseTemplate(tmpl); err != nil {
+		bad("DN_TEMPLATE", "%w", err)
+	} else {
+		c.Template = t
+	}
+	if exclude != "" {
+		for _, ns := range strings.Split(exclude, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				c.ExcludeNamespaces = append(c.ExcludeNamespaces, ns)
+			}
+		}
+	}
+	if c.Namespace != "" && len(c.ExcludeNamespaces) > 0 {
+		bad("-exclude-namespaces", "cannot be combined with -namespace")
+	}
+	for _, ns := range append([]string{c.Namespace}, c.ExcludeNamespaces...) {
+		if ns == "" {
+			continue
+		}
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			bad("-namespace/-exclude-namespaces", "%q is not a namespace name: %s", ns, strings.Join(msgs, "; "))
+		}
+	}
+	if c.Workers < 1 || c.Workers > 64 {
+		bad("-workers", "must be between 1 and 64, got %d", c.Workers)
+	}
+	for name, port := range map[string]int{"-metrics-port": c.MetricsPort, "-webhook-port": c.WebhookPort} {
+		if port < 0 || port > 65535 || (port == 0 && name == "-webhook-port") {
+			bad(name, "invalid port %d", port)
+		}
+	}
+	if c.CertDir == "" {
+		bad("-cert-dir", "must not be empty")
+	}
+	if c.RequestsPerMinute < 0 {
+		bad("-github-requests-per-minute", "must not be negative")
+	}
+	if c.RequestsPerHour < 0 {
+		bad("-github-requests-per-hour", "must not be negative")
+	}
+	if c.UnknownArtifactTTL < 0 {
+		bad("-unknown-artifact-ttl", "must not be negative")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("-shutdown-timeout", "must be positive")
+	}
+	if c.LeaderElect && c.LeaderElectionNamespace == "" && c.Kubeconfig != "" {
+		bad("-leader-election-namespace", "required with -leader-elect outside a cluster (or set POD_NAMESPACE)")
+	}
+	if c.LogicalEnvironment == "" {
+		bad("LOGICAL_ENVIRONMENT", "is required (for example production)")
+	}
+	if c.Cluster == "" {
+		bad("CLUSTER", "is required (the name of this cluster)")
+	}
+	if !c.DryRun {
+		if c.Org == "" {
+			bad("ORG", "is required (the GitHub organization records are posted to), or use -dry-run")
+		}
+		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("BASE_URL", "must be an http(s) URL such as https://api.github.com or https://ghes.example.com/api/v3")
+		}
+		errs = append(errs, c.parseAuth(get)...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parseAuth reads exactly one of: API_TOKEN, API_TOKEN_FILE, or the GitHub App trio.
+func (c *Config) parseAuth(get func(string) string) []error {
+	var errs []error
+	token, tokenFile := get("API_TOKEN"), get("API_TOKEN_FILE")
+	appID, instID := get("GH_APP_ID"), get("GH_INSTALL_ID")
+	app := appID != "" || instID != "" || c.AppPrivateKey != ""
+	switch {
+	case token != "" && tokenFile != "":
+		return []error{errors.New("API_TOKEN, API_TOKEN_FILE: set only one")}
+	case (token != "" || tokenFile != "") && app:
+		return []error{errors.New("API_TOKEN, GH_APP_ID: use a token or a GitHub App, not both")}
+	case token != "":
+		c.APIToken = token
+	case tokenFile != "":
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return []error{fmt.Errorf("API_TOKEN_FILE: %w", err)}
+		}
+		if c.APIToken = strings.TrimSpace(string(b)); c.APIToken == "" {
+			errs = append(errs, fmt.Errorf("API_TOKEN_FILE: %s is empty", tokenFile))
+		}
+	case app:
+		var err error
+		if c.AppID, err = strconv.ParseInt(appID, 10, 64); err != nil || c.AppID <= 0 {
+			errs = append(errs, errors.New("GH_APP_ID: must be a positive integer (the GitHub App ID)"))
+		}
+		if c.InstallationID, err = strconv.ParseInt(instID, 10, 64); err != nil || c.InstallationID <= 0 {
+			errs = append(errs, errors.New("GH_INSTALL_ID: must be a positive integer (the installation ID)"))
+		}
+		if c.AppPrivateKey == "" {
+			errs = append(errs, errors.New("GH_APP_PRIV_KEY: required with GH_APP_ID (path to the App's PEM private key)"))
+		} else if _, err := os.Stat(c.AppPrivateKey); err != nil {
+			errs = append(errs, fmt.Errorf("GH_APP_PRIV_KEY: %w", err))
+		}
+	default:
+		errs = append(errs, errors.New("API_TOKEN: GitHub credentials are required: API_TOKEN, API_TOKEN_FILE, or GH_APP_ID + GH_INSTALL_ID + GH_APP_PRIV_KEY (or use -dry-run)"))
+	}
+	return errs
+}
+
+// OSEnv is the process environment.
+func OSEnv(key string) (string, bool) { return os.LookupEnv(key) }

@@ -1,0 +1,114 @@
+// Package metrics defines the tracker's Prometheus collectors. They are registered explicitly on the registry
+// the caller passes (controller-runtime's, in the binary), never in init().
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Label values of deptracker_events_processed_*.
+const (
+	EventPodRunning = "pod_running"
+	EventPodGone    = "pod_gone"
+	EventAdmission  = "admission"
+)
+
+// Outcomes of deptracker_admission_requests_total.
+const (
+	AdmissionObserved    = "observed"
+	AdmissionDropped     = "dropped"
+	AdmissionUndecodable = "undecodable"
+	AdmissionDryRun      = "dry_run"
+	AdmissionIgnored     = "ignored"
+	AdmissionMalformed   = "malformed"
+)
+
+// Metrics are the tracker's collectors. The deptracker_* names without unit suffix keep the names of the
+// reference implementation for dashboard compatibility; new metrics carry units.
+type Metrics struct {
+	EventsProcessedOK     *prometheus.CounterVec   // event_type
+	EventsProcessedFailed *prometheus.CounterVec   // event_type
+	EventsProcessedTimer  *prometheus.HistogramVec // status
+	PostTimer             prometheus.Histogram
+	PostOK                prometheus.Counter
+	PostSoftFail          prometheus.Counter
+	PostHardFail          prometheus.Counter
+	PostClientError       prometheus.Counter
+	PostNoAttestation     prometheus.Counter
+	PostRateLimited       prometheus.Counter
+	UnknownArtifactHit    prometheus.Counter
+	Admission             *prometheus.CounterVec // operation, outcome
+	QueueDepth            prometheus.Gauge
+	PendingRecords        prometheus.Gauge
+	DigestMismatch        prometheus.Counter
+	ContainersSkipped     *prometheus.CounterVec // reason
+	PodsFirstSeen         *prometheus.CounterVec // source
+	RecordLatency         prometheus.Histogram
+}
+
+// New creates the collectors and registers them on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		EventsProcessedOK: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deptracker_events_processed_ok", Help: "The total number of successfully processed pod events.",
+		}, []string{"event_type"}),
+		EventsProcessedFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deptracker_events_processed_failed", Help: "The total number of pod events whose processing failed (retried).",
+		}, []string{"event_type"}),
+		EventsProcessedTimer: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "deptracker_events_processed_timer", Help: "The duration (seconds) of processing a pod event.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10),
+		}, []string{"status"}),
+		PostTimer: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "deptracker_post_deployment_record_timer", Help: "The duration (seconds) of posting a record to the GitHub API.",
+		}),
+		PostOK: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deptracker_post_record_ok", Help: "The total number of records accepted by the sink.",
+		}),
+		PostSoftFail: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deptracker_post_record_soft_fail", Help: "The total number of recoverable post failures (network, 5xx, rate limits); the record is retried.",
+		}),
+		PostHardFail: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deptracker_post_record_hard_fail", Help: "The total number of records given up on (not retried).",
+		}),
+		PostClientError: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deptracker_post_record_client_error", Help: "The total number of non-retryable 4xx answers (404 unknown artifact included).",
+		}),
+		PostNoAttestation: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deptracker_post_record_no_attestation", Help: "The total number of 404 answers for an artifact digest GitHub does not know.",
+		}),
+		PostRateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deptracker_post_record_rate_limited", Help: "The total number of posts answered with a rate limit (429 or rate-limited 403).",
+		}),
+		UnknownArtifactHit: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deptracker_post_record_unknown_artifact_cache_hit", Help: "The total number of posts avoided because the digest recently got a 404.",
+		}),
+		Admission: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deptracker_admission_requests_total", Help: "Admission reviews answered, by operation and outcome (observed, dropped, undecodable, dry_run, ignored, malformed). Every one is allowed.",
+		}, []string{"operation", "outcome"}),
+		QueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deptracker_queue_depth", Help: "Record keys waiting in the delivery queue.",
+		}),
+		PendingRecords: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deptracker_pending_records", Help: "Records decided but not yet accepted by the sink.",
+		}),
+		DigestMismatch: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deptracker_digest_mismatch_total", Help: "Containers whose running imageID differs from the digest they were submitted with (the submitted digest is recorded).",
+		}),
+		ContainersSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deptracker_containers_skipped_total", Help: "Running containers that produce no record, by reason.",
+		}, []string{"reason"}),
+		PodsFirstSeen: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deptracker_pods_first_seen_total", Help: "Pods by the source that saw them first: webhook or informer (informer-first means the webhook was skipped or slower).",
+		}, []string{"source"}),
+		RecordLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "deptracker_record_latency_seconds", Help: "Time from a pod being confirmed running (or gone) to its record being accepted.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+	}
+	reg.MustRegister(m.EventsProcessedOK, m.EventsProcessedFailed, m.EventsProcessedTimer, m.PostTimer, m.PostOK,
+		m.PostSoftFail, m.PostHardFail, m.PostClientError, m.PostNoAttestation, m.PostRateLimited,
+		m.UnknownArtifactHit, m.Admission, m.QueueDepth, m.PendingRecords, m.DigestMismatch, m.ContainersSkipped,
+		m.PodsFirstSeen, m.RecordLatency)
+	return m
+}

@@ -1,0 +1,79 @@
+// Package sink defines the contract between the dispatcher and the external systems records are delivered to,
+// and the error classes the dispatcher uses to decide whether and when to retry.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/deployment-tracker/deployment-tracker/internal/record"
+)
+
+// Sink delivers one record to an external system. Post must be safe for concurrent use; it must not retry on
+// its own (the dispatcher's workqueue is the only retry layer) and must classify its errors with the types below.
+type Sink interface {
+	Post(ctx context.Context, r record.Record) error
+}
+
+// PermanentError is a failure that retrying cannot fix (a 4xx other than 408/429 or a rate-limited 403).
+type PermanentError struct {
+	StatusCode int
+	Message    string
+}
+
+func (e *PermanentError) Error() string {
+	return fmt.Sprintf("permanent failure: status %d: %s", e.StatusCode, e.Message)
+}
+
+// NotFoundError is a 404 for an artifact the sink does not know (for example an image that was never attested).
+// It is permanent for this digest; the dispatcher caches it negatively for a while.
+type NotFoundError struct {
+	Message string
+}
+
+func (e *NotFoundError) Error() string { return "artifact not found: " + e.Message }
+
+// RetryAfterError is a rate limit: nothing should be posted to this sink before At.
+type RetryAfterError struct {
+	StatusCode int
+	At         time.Time
+	Message    string
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("rate limited: status %d until %s: %s", e.StatusCode, e.At.UTC().Format(time.RFC3339), e.Message)
+}
+
+// Class is how the dispatcher treats an error from Post.
+type Class int
+
+// The error classes.
+const (
+	ClassNone       Class = iota // no error
+	ClassRetryable               // network error, timeout, 5xx, 408: retry with exponential backoff
+	ClassRetryAfter              // 429 or rate-limited 403: pause the sink until RetryAfterError.At
+	ClassNotFound                // 404 unknown artifact: do not retry, cache negatively
+	ClassPermanent               // other 4xx: do not retry
+)
+
+// Classify returns the class of err. Errors the sink did not classify are retryable.
+func Classify(err error) Class {
+	if err == nil {
+		return ClassNone
+	}
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return ClassRetryAfter
+	}
+	var nf *NotFoundError
+	if errors.As(err, &nf) {
+		return ClassNotFound
+	}
+	var pe *PermanentError
+	if errors.As(err, &pe) {
+		return ClassPermanent
+	}
+	return ClassRetryable
+}

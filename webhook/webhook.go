@@ -1,0 +1,218 @@
+// Package webhook is the observe-only admission webhook for pods. It captures the images of pods at CREATE and
+// their departure at DELETE and hands them to the tracker without waiting. It never denies and never mutates:
+// every review is answered allowed, including the ones it cannot make sense of.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
+	"github.com/deployment-tracker/deployment-tracker/internal/observation"
+)
+
+// Path is where the webhook is served; the shipped ValidatingWebhookConfiguration points at it.
+const Path = "/validate-v1-pod"
+
+// MaxBodyBytes bounds an admission review. The API server limits objects to about 1.5 MiB (etcd's request
+// limit) and a review carries at most object and oldObject.
+const MaxBodyBytes = 4 << 20
+
+// Observer receives pods seen at admission. Observe must not block: it returns false when the observation was
+// dropped (the hand-off buffer is full); the informer path still produces the record then.
+type Observer interface {
+	Observe(a observation.Admission) bool
+}
+
+// Handler is the admission.Handler for pods.
+type Handler struct {
+	observer Observer
+	metrics  *metrics.Metrics
+	now      func() time.Time
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// New returns a Handler handing observations to o.
+func New(o Observer, m *metrics.Metrics) *Handler {
+	return &Handler{observer: o, metrics: m, now: time.Now}
+}
+
+// podView is the part of a pod the webhook reads. Decoding into it instead of a full corev1.Pod skips
+// everything else (volumes, env, probes, status) and keeps the handler to a few allocations.
+type podView struct {
+	Metadata struct {
+		Name      string    `json:"name"`
+		Namespace string    `json:"namespace"`
+		UID       types.UID `json:"uid"`
+	} `json:"metadata"`
+	Spec struct {
+		Containers     []containerView `json:"containers"`
+		InitContainers []containerView `json:"initContainers"`
+	} `json:"spec"`
+}
+
+type containerView struct {
+	Name  string `json:"name"`
+	Image string `json:"image"`
+}
+
+// Handle observes one admission request. It always returns allowed.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	allowed := admission.Allowed("")
+	op := string(req.Operation)
+	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
+		h.count(op, metrics.AdmissionIgnored)
+		return allowed
+	}
+	if req.DryRun != nil && *req.DryRun {
+		h.count(op, metrics.AdmissionDryRun)
+		return allowed
+	}
+	var raw []byte
+	switch req.Operation {
+	case admissionv1.Create:
+		raw = req.Object.Raw
+	case admissionv1.Delete:
+		raw = req.OldObject.Raw
+	default:
+		h.count(op, metrics.AdmissionIgnored)
+		return allowed
+	}
+	obs, err := decode(raw)
+	if err != nil {
+		h.count(op, metrics.AdmissionUndecodable)
+		log.FromContext(ctx).Error(err, "Cannot decode pod in admission review; allowed and not observed",
+			"uid", req.UID, "namespace", req.Namespace, "name", req.Name, "operation", op)
+		return allowed
+	}
+	obs.Operation = observation.Operation(op)
+	obs.Time = h.now()
+	if obs.Namespace == "" {
+		obs.Namespace = req.Namespace // a pod being created carries its namespace in the request only
+	}
+	if obs.Name == "" {
+		obs.Name = req.Name
+	}
+	if !h.observer.Observe(obs) {
+		h.count(op, metrics.AdmissionDropped)
+		return allowed
+	}
+	h.count(op, metrics.AdmissionObserved)
+	return allowed
+}
+
+func (h *Handler) count(op, outcome string) {
+	if h.metrics != nil {
+		h.metrics.Admission.WithLabelValues(op, outcome).Inc()
+	}
+}
+
+func decode(raw []byte) (observation.Admission, error) {
+	if len(raw) == 0 {
+		return observation.Admission{}, errors.New("no object in request")
+	}
+	var p podView
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return observation.Admission{}, fmt.Errorf("decode pod: %w", err)
+	}
+	if len(p.Spec.Containers) == 0 {
+		return observation.Admission{}, errors.New("decode pod: no containers")
+	}
+	cs := make([]observation.Container, 0, len(p.Spec.Containers)+len(p.Spec.InitContainers))
+	for _, c := range p.Spec.InitContainers {
+		cs = append(cs, observation.Container{Name: c.Name, Image: c.Image, Init: true})
+	}
+	for _, c := range p.Spec.Containers {
+		cs = append(cs, observation.Container{Name: c.Name, Image: c.Image})
+	}
+	return observation.Admission{
+		Namespace:  p.Metadata.Namespace,
+		Name:       p.Metadata.Name,
+		UID:        p.Metadata.UID,
+		Containers: cs,
+	}, nil
+}
+
+// Server is the http.Handler that decodes AdmissionReview v1 requests and answers them with Handler.
+//
+// controller-runtime's admission.Webhook answers a review it cannot read with allowed=false, which the API
+// server treats as a denial even with failurePolicy Ignore. This transport answers every request with
+// allowed=true, counts the malformed ones, and bounds the body at MaxBodyBytes.
+type Server struct {
+	Handler admission.Handler
+	Metrics *metrics.Metrics
+}
+
+type reviewResponse struct {
+	APIVersion string                         `json:"apiVersion"`
+	Kind       string                         `json:"kind"`
+	Response   *admissionv1.AdmissionResponse `json:"response"`
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var review admissionv1.AdmissionReview
+	err := s.read(w, r, &review)
+	if err != nil {
+		if s.Metrics != nil {
+			s.Metrics.Admission.WithLabelValues("", metrics.AdmissionMalformed).Inc()
+		}
+		log.FromContext(ctx).Info("Malformed admission review; answered allowed", "error", err.Error(), "remote", r.RemoteAddr)
+		uid := types.UID("")
+		if review.Request != nil {
+			uid = review.Request.UID
+		}
+		s.write(ctx, w, &admissionv1.AdmissionResponse{UID: uid, Allowed: true})
+		return
+	}
+	req := admission.Request{AdmissionRequest: *review.Request}
+	resp := s.Handler.Handle(log.IntoContext(ctx, log.FromContext(ctx).WithValues("webhook", Path)), req)
+	resp.UID = req.UID
+	// An observe-only webhook allows, whatever the handler said.
+	resp.Allowed = true
+	resp.Result = nil
+	s.write(ctx, w, &resp.AdmissionResponse)
+}
+
+func (s *Server) read(w http.ResponseWriter, r *http.Request, review *admissionv1.AdmissionReview) error {
+	if r.Method != http.MethodPost {
+		return fmt.Errorf("method %s, want POST", r.Method)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		return fmt.Errorf("content type %q, want application/json", ct)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	if err := json.Unmarshal(body, review); err != nil {
+		return fmt.Errorf("decode admission review: %w", err)
+	}
+	if review.Request == nil {
+		return errors.New("admission review has no request")
+	}
+	if review.APIVersion != admissionv1.SchemeGroupVersion.String() || review.Kind != "AdmissionReview" {
+		return fmt.Errorf("unsupported %s %s, want admission.k8s.io/v1 AdmissionReview", review.APIVersion, review.Kind)
+	}
+	return nil
+}
+
+func (s *Server) write(ctx context.Context, w http.ResponseWriter, resp *admissionv1.AdmissionResponse) {
+	w.Header().Set("Content-Type", "application/json")
+	out := reviewResponse{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview", Response: resp}
+	if err := json.NewEncoder(w).Encode(out); err != nil {
+		log.FromContext(ctx).Error(err, "Cannot write admission response")
+	}
+}
