@@ -1,0 +1,57 @@
+// Command deployment-tracker records which container images run where in a Kubernetes cluster as GitHub
+// artifact deployment records. See the README for its flags and environment variables.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/deployment-tracker/deployment-tracker/internal/app"
+	"github.com/deployment-tracker/deployment-tracker/internal/config"
+	"github.com/deployment-tracker/deployment-tracker/internal/version"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fs := flag.NewFlagSet("deployment-tracker", flag.ContinueOnError)
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	cfg, err := config.Parse(fs, os.Args[1:], config.OSEnv)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(os.Stderr)
+		fmt.Fprintf(os.Stderr, "Usage of deployment-tracker (environment variables: see the README):\n")
+		fs.PrintDefaults()
+		return 0
+	case *showVersion:
+		fmt.Println(version.UserAgent())
+		return 0
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "deployment-tracker: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	log := zap.New(zap.UseFlagOptions(&zapOpts))
+	ctrl.SetLogger(log)
+	log.Info("starting", "version", version.Version, "cluster", cfg.Cluster,
+		"logicalEnvironment", cfg.LogicalEnvironment, "org", cfg.Org, "dryRun", cfg.DryRun)
+
+	a, err := app.New(cfg, app.Options{Log: log})
+	if err != nil {
+		log.Error(err, "setup failed")
+		return 1
+	}
+	if err := a.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "stopped with an error")
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,220 @@
+// Package app wires the tracker together: the controller-runtime manager with its light caches, the
+// observe-only webhook, the tracker's controller, the dispatcher and the sink chosen by the configuration.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	cfgpkg "github.com/deployment-tracker/deployment-tracker/internal/config"
+	"github.com/deployment-tracker/deployment-tracker/internal/dispatch"
+	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
+	"github.com/deployment-tracker/deployment-tracker/internal/podwatch"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink/github"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink/logsink"
+	"github.com/deployment-tracker/deployment-tracker/internal/tracker"
+	"github.com/deployment-tracker/deployment-tracker/internal/version"
+	"github.com/deployment-tracker/deployment-tracker/webhook"
+)
+
+// Options are what the configuration does not say: overrides for tests and embedding.
+type Options struct {
+	// RestConfig is the API server to use; default: from Config.Kubeconfig, in-cluster or $KUBECONFIG.
+	RestConfig *rest.Config
+	// Sink overrides the sink chosen by the configuration.
+	Sink sink.Sink
+	// DryRunOutput receives the records in dry-run mode (default os.Stdout).
+	DryRunOutput io.Writer
+	// Registry receives the metrics (default controller-runtime's registry, served on the metrics port).
+	Registry prometheus.Registerer
+	// MetricsBindAddress overrides ":<metrics-port>" ("0" disables the metrics server).
+	MetricsBindAddress *string
+	// HealthProbeBindAddress overrides the configured address ("0" disables).
+	HealthProbeBindAddress *string
+	// LeaseDuration, RenewDeadline and RetryPeriod override controller-runtime's leader election defaults.
+	LeaseDuration, RenewDeadline, RetryPeriod *time.Duration
+	// SkipNameValidation lets several instances run in one process (tests).
+	SkipNameValidation bool
+	// Log is the logger (default: controller-runtime's global logger).
+	Log logr.Logger
+}
+
+// App is a wired tracker, ready to Start.
+type App struct {
+	Manager    manager.Manager
+	Tracker    *tracker.Tracker
+	Dispatcher *dispatch.Dispatcher
+	Metrics    *metrics.Metrics
+}
+
+// New wires the tracker from c.
+func New(c *cfgpkg.Config, o Options) (*App, error) {
+	log := o.Log
+	if log.GetSink() == nil {
+		log = logr.FromContextOrDiscard(context.Background())
+	}
+	rc := o.RestConfig
+	if rc == nil {
+		var err error
+		if c.Kubeconfig != "" {
+			rc, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+		} else {
+			rc, err = config.GetConfig()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes client configuration: %w", err)
+		}
+	}
+	rc = rest.CopyConfig(rc)
+	rc.UserAgent = version.UserAgent()
+
+	reg := o.Registry
+	if reg == nil {
+		reg = ctrlmetrics.Registry
+	}
+	m := metrics.New(reg)
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("building the scheme: %w", err)
+	}
+	mgrOpts := manager.Options{
+		Scheme: scheme,
+		Logger: log,
+		Cache: cache.Options{
+			DefaultTransform: podwatch.Strip,
+		},
+		Metrics:                       metricsserver.Options{BindAddress: fmt.Sprintf(":%d", c.MetricsPort)},
+		HealthProbeBindAddress:        c.HealthProbeAddr,
+		LeaderElection:                c.LeaderElect,
+		LeaderElectionID:              c.LeaderElectionID,
+		LeaderElectionNamespace:       c.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 o.LeaseDuration,
+		RenewDeadline:                 o.RenewDeadline,
+		RetryPeriod:                   o.RetryPeriod,
+		GracefulShutdownTimeout:       &c.ShutdownTimeout,
+		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
+			Host:    c.WebhookHost,
+			Port:    c.WebhookPort,
+			CertDir: c.CertDir,
+		}),
+	}
+	if c.Namespace != "" {
+		mgrOpts.Cache.DefaultNamespaces = map[string]cache.Config{c.Namespace: {}}
+	}
+	if len(c.ExcludeNamespaces) > 0 {
+		sel := make([]fields.Selector, 0, len(c.ExcludeNamespaces))
+		for _, ns := range c.ExcludeNamespaces {
+			sel = append(sel, fields.OneTermNotEqualSelector("metadata.namespace", ns))
+		}
+		mgrOpts.Cache.DefaultFieldSelector = fields.AndSelectors(sel...)
+	}
+	if c.MetricsPort == 0 {
+		mgrOpts.Metrics.BindAddress = "0"
+	}
+	if o.MetricsBindAddress != nil {
+		mgrOpts.Metrics.BindAddress = *o.MetricsBindAddress
+	}
+	if o.HealthProbeBindAddress != nil {
+		mgrOpts.HealthProbeBindAddress = *o.HealthProbeBindAddress
+	}
+	mgr, err := manager.New(rc, mgrOpts)
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+
+	s := o.Sink
+	if s == nil {
+		if s, err = newSink(c, o); err != nil {
+			return nil, err
+		}
+	}
+	d, err := dispatch.New(dispatch.Config{
+		Sink:               s,
+		Workers:            c.Workers,
+		RequestsPerMinute:  c.RequestsPerMinute,
+		RequestsPerHour:    c.RequestsPerHour,
+		UnknownArtifactTTL: c.UnknownArtifactTTL,
+		DrainTimeout:       c.ShutdownTimeout,
+		Metrics:            m,
+		Log:                log.WithName("dispatch"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(d); err != nil {
+		return nil, fmt.Errorf("adding the dispatcher: %w", err)
+	}
+	t, err := tracker.New(tracker.Config{
+		Reader:              mgr.GetCache(),
+		Desirer:             d,
+		Template:            c.Template,
+		Org:                 c.Org,
+		LogicalEnvironment:  c.LogicalEnvironment,
+		PhysicalEnvironment: c.PhysicalEnvironment,
+		Cluster:             c.Cluster,
+		ExcludeNamespaces:   c.ExcludeNamespaces,
+		Metrics:             m,
+		Log:                 log.WithName("tracker"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := t.SetupWithManager(mgr, o.SkipNameValidation); err != nil {
+		return nil, fmt.Errorf("setting up the tracker: %w", err)
+	}
+	mgr.GetWebhookServer().Register(webhook.Path, &webhook.Server{Handler: webhook.New(t, m), Metrics: m})
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("adding the liveness check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return nil, fmt.Errorf("adding the readiness check: %w", err)
+	}
+	return &App{Manager: mgr, Tracker: t, Dispatcher: d, Metrics: m}, nil
+}
+
+// Start runs the tracker until ctx is cancelled; queued records are drained within the shutdown timeout.
+func (a *App) Start(ctx context.Context) error {
+	return a.Manager.Start(ctx)
+}
+
+func newSink(c *cfgpkg.Config, o Options) (sink.Sink, error) {
+	if c.DryRun {
+		w := o.DryRunOutput
+		if w == nil {
+			w = os.Stdout
+		}
+		return logsink.New(w), nil
+	}
+	gc := github.Config{BaseURL: c.BaseURL, Org: c.Org, Token: c.APIToken, UserAgent: version.UserAgent()}
+	if c.AppID != 0 {
+		gc.Token = ""
+		gc.App = &github.AppConfig{AppID: c.AppID, InstallationID: c.InstallationID, PrivateKeyPath: c.AppPrivateKey}
+	}
+	s, err := github.New(gc)
+	if err != nil {
+		return nil, fmt.Errorf("GitHub sink: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/deployment-tracker/deployment-tracker/internal/app"
+	"github.com/deployment-tracker/deployment-tracker/internal/config"
+)
+
+// trackerSettings vary a tracker instance from the default: GitHub App authentication against gh, the webhook
+// where the API server calls it, the shipped ServiceAccount's permissions.
+type trackerSettings struct {
+	args []string
+	env  map[string]string
+}
+
+// instance is a tracker running in this process, configured through config.Parse like the binary.
+type instance struct {
+	app    *app.App
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startTracker(ctx context.Context, s trackerSettings) (*instance, error) {
+	wo := env.WebhookServerOptions()
+	args := append([]string{
+		"-webhook-host=" + wo.Host,
+		"-webhook-port=" + strconv.Itoa(wo.Port),
+		"-cert-dir=" + wo.CertDir,
+		"-exclude-namespaces=" + trackerNamespace + ",kube-system",
+		"-github-requests-per-minute=0",
+		"-github-requests-per-hour=0",
+		"-metrics-port=0",
+		"-shutdown-timeout=5s",
+	}, s.args...)
+	vars := map[string]string{
+		"ORG":                  org,
+		"BASE_URL":             gh.URL(),
+		"LOGICAL_ENVIRONMENT":  logicalEnvironment,
+		"PHYSICAL_ENVIRONMENT": physicalEnvironment,
+		"CLUSTER":              cluster,
+		"GH_APP_ID":            strconv.Itoa(appID),
+		"GH_INSTALL_ID":        strconv.Itoa(installationID),
+		"GH_APP_PRIV_KEY":      keyPath,
+	}
+	for k, v := range s.env {
+		vars[k] = v
+	}
+	cfg, err := config.Parse(flag.NewFlagSet("e2e", flag.ContinueOnError), args, func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok && v != ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	noProbe := "0"
+	reg := prometheus.NewRegistry()
+	a, err := app.New(cfg, app.Options{
+		RestConfig:             env.ServiceAccountConfig(trackerNamespace, serviceAccount),
+		Registry:               reg,
+		HealthProbeBindAddress: &noProbe,
+		SkipNameValidation:     true,
+		Log:                    testLogger(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	in := &instance{app: a, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { in.done <- a.Start(runCtx) }()
+	if err := waitServing(ctx, net.JoinHostPort(wo.Host, strconv.Itoa(wo.Port))); err != nil {
+		_ = in.stop()
+		return nil, err
+	}
+	if !a.Manager.GetCache().WaitForCacheSync(ctx) {
+		_ = in.stop()
+		return nil, fmt.Errorf("the tracker's cache did not sync")
+	}
+	return in, nil
+}
+
+func (in *instance) stop() error {
+	in.cancel()
+	select {
+	case err := <-in.done:
+		return err
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("the tracker did not stop within 30s")
+	}
+}
+
+// waitServing waits until the webhook server answers TLS handshakes.
+func waitServing(ctx context.Context, addr string) error {
+	for {
+		d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // only probing that it serves
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return conn.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("webhook server at %s not serving: %w", addr, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func testLogger() logr.Logger {
+	if flag.Lookup("test.v") != nil && flag.Lookup("test.v").Value.String() == "true" {
+		return zap.New(zap.UseDevMode(true))
+	}
+	return logr.Discard()
+}

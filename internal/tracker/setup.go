@@ -1,0 +1,75 @@
+package tracker
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/deployment-tracker/deployment-tracker/internal/observation"
+	"github.com/deployment-tracker/deployment-tracker/internal/owner"
+)
+
+// ControllerName names the tracker's controller (logs, metrics of controller-runtime).
+const ControllerName = "deployment-tracker"
+
+type queue = workqueue.TypedRateLimitingInterface[Request]
+
+// SetupWithManager registers the tracker's controller: pod events, deletions of owner workloads (metadata
+// only) and the webhook's observations all feed one queue, reconciled one at a time. skipNameValidation lets
+// tests run several managers in one process.
+func (t *Tracker) SetupWithManager(mgr manager.Manager, skipNameValidation bool) error {
+	c := mgr.GetCache()
+	b := builder.TypedControllerManagedBy[Request](mgr).
+		Named(ControllerName).
+		WithOptions(controller.TypedOptions[Request]{MaxConcurrentReconciles: 1, SkipNameValidation: &skipNameValidation}).
+		WatchesRawSource(source.TypedKind(c, &corev1.Pod{}, handler.TypedFuncs[*corev1.Pod, Request]{
+			CreateFunc: func(_ context.Context, e event.TypedCreateEvent[*corev1.Pod], q queue) { t.enqueuePod(q, e.Object) },
+			UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[*corev1.Pod], q queue) {
+				if e.ObjectOld.ResourceVersion != e.ObjectNew.ResourceVersion {
+					t.enqueuePod(q, e.ObjectNew)
+				}
+			},
+			DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[*corev1.Pod], q queue) { t.enqueuePod(q, e.Object) },
+		})).
+		WatchesRawSource(source.TypedChannel(t.admitted, handler.TypedFuncs[observation.Admission, Request]{
+			GenericFunc: func(_ context.Context, e event.TypedGenericEvent[observation.Admission], q queue) {
+				t.admit(e.Object)
+				q.Add(Request{Pod: types.NamespacedName{Namespace: e.Object.Namespace, Name: e.Object.Name}})
+			},
+		}))
+	for _, gvk := range owner.WorkloadKinds {
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(gvk)
+		enqueue := func(q queue, m *metav1.PartialObjectMetadata) {
+			if !t.excluded[m.Namespace] {
+				q.Add(Request{Workload: owner.Workload{Group: gvk.Group, Kind: gvk.Kind, Namespace: m.Namespace, Name: m.Name}})
+			}
+		}
+		b = b.WatchesRawSource(source.TypedKind(c, obj, handler.TypedFuncs[*metav1.PartialObjectMetadata, Request]{
+			UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q queue) {
+				if e.ObjectOld.DeletionTimestamp == nil && e.ObjectNew.DeletionTimestamp != nil {
+					enqueue(q, e.ObjectNew)
+				}
+			},
+			DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q queue) {
+				enqueue(q, e.Object)
+			},
+		}))
+	}
+	return b.Complete(t)
+}
+
+func (t *Tracker) enqueuePod(q queue, pod *corev1.Pod) {
+	if !t.excluded[pod.Namespace] {
+		q.Add(Request{Pod: types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}})
+	}
+}

@@ -1,0 +1,461 @@
+// Package tracker turns what the cluster runs into desired deployment records. It is a level-based reconciler
+// over a light pod informer (podwatch), the owners' metadata (owner) and the admission webhook's observations:
+// for every workload and container it decides the record that must be at the sinks — deployed with the digest of
+// the newest running pod, or decommissioned once the workload and its last pod are gone — and hands changes to
+// the dispatcher, which is keyed by record so that replicas, restarts and scaling cost nothing.
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
+	"github.com/deployment-tracker/deployment-tracker/internal/observation"
+	"github.com/deployment-tracker/deployment-tracker/internal/owner"
+	"github.com/deployment-tracker/deployment-tracker/internal/record"
+)
+
+// Desirer receives the records the tracker decides; the dispatcher implements it. Desire must not block.
+type Desirer interface {
+	Desire(r record.Record, observed time.Time)
+}
+
+// Config configures a Tracker.
+type Config struct {
+	// Reader reads pods and owner metadata; the manager's cache.
+	Reader client.Reader
+	// Desirer receives records.
+	Desirer Desirer
+	// Template renders deployment_name; default record.DefaultTemplate.
+	Template *record.Template
+	// Org owns the records (github_repository must belong to it).
+	Org string
+	// LogicalEnvironment, PhysicalEnvironment and Cluster are copied into every record.
+	LogicalEnvironment, PhysicalEnvironment, Cluster string
+	// ExcludeNamespaces are never tracked.
+	ExcludeNamespaces []string
+	// AdmissionBuffer is the capacity of the hand-off from the webhook (default 4096).
+	AdmissionBuffer int
+	// ResolveAttempts is how often an owner that is not in the cache is retried before the pod's direct
+	// owner is taken as its workload (default 5).
+	ResolveAttempts int
+	// Metrics receives the tracker's counters.
+	Metrics *metrics.Metrics
+	// Log is the logger; default: discard.
+	Log logr.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Request is what the tracker reconciles: a pod (Pod set) or a workload whose deletion was seen (Workload set).
+type Request struct {
+	Pod      types.NamespacedName
+	Workload owner.Workload
+}
+
+// Tracker decides records. Observe is called by the webhook; Reconcile by the controller (one at a time).
+type Tracker struct {
+	cfg      Config
+	resolver *owner.Resolver
+	excluded map[string]bool
+	admitted chan event.TypedGenericEvent[observation.Admission]
+
+	amu        sync.Mutex
+	admissions map[types.UID]observation.Admission // CREATE captures, until the pod is tracked or too old
+
+	mu        sync.Mutex
+	workloads map[owner.Workload]*workloadState
+	pods      map[types.NamespacedName]owner.Workload
+	attempts  map[types.NamespacedName]int
+	seq       uint64
+	lastSweep time.Time
+}
+
+type workloadState struct {
+	pods        map[types.NamespacedName]*podState
+	annotations []map[string]string           // owner chain, nearest first
+	desired     map[string]record.Record       // container name → the deployed record last desired
+}
+
+type podState struct {
+	uid         types.UID
+	started     time.Time
+	seq         uint64 // order in which the tracker saw pods running; breaks ties of started
+	annotations map[string]string
+	containers  map[string]record.Record // container name → record (status deployed) of this pod
+}
+
+// admissionTTL bounds how long a CREATE capture waits for its pod to run.
+const admissionTTL = 15 * time.Minute
+
+// New returns a Tracker.
+func New(cfg Config) (*Tracker, error) {
+	if cfg.Reader == nil || cfg.Desirer == nil || cfg.Metrics == nil {
+		return nil, errors.New("tracker: Reader, Desirer and Metrics are required")
+	}
+	if cfg.Cluster == "" || cfg.LogicalEnvironment == "" {
+		return nil, errors.New("tracker: Cluster and LogicalEnvironment are required")
+	}
+	if cfg.Template == nil {
+		t, err := record.ParseTemplate(record.DefaultTemplate)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Template = t
+	}
+	if cfg.AdmissionBuffer <= 0 {
+		cfg.AdmissionBuffer = 4096
+	}
+	if cfg.ResolveAttempts <= 0 {
+		cfg.ResolveAttempts = 5
+	}
+	if cfg.Log.GetSink() == nil {
+		cfg.Log = logr.Discard()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	t := &Tracker{
+		cfg:        cfg,
+		resolver:   &owner.Resolver{Reader: cfg.Reader},
+		excluded:   map[string]bool{},
+		admitted:   make(chan event.TypedGenericEvent[observation.Admission], cfg.AdmissionBuffer),
+		admissions: map[types.UID]observation.Admission{},
+		workloads:  map[owner.Workload]*workloadState{},
+		pods:       map[types.NamespacedName]owner.Workload{},
+		attempts:   map[types.NamespacedName]int{},
+	}
+	for _, ns := range cfg.ExcludeNamespaces {
+		t.excluded[ns] = true
+	}
+	return t, nil
+}
+
+// Observe hands an admission observation to the tracker without blocking; it reports false when the hand-off
+// buffer is full (the informer still sees the pod). It implements webhook.Observer.
+func (t *Tracker) Observe(a observation.Admission) bool {
+	if t.excluded[a.Namespace] {
+		return true
+	}
+	select {
+	case t.admitted <- event.TypedGenericEvent[observation.Admission]{Object: a}:
+		return true
+	default:
+		return false
+	}
+}
+
+// admit stores a CREATE capture; called by the controller's channel source, one at a time.
+func (t *Tracker) admit(a observation.Admission) {
+	if a.Operation != observation.Create || a.UID == "" {
+		return
+	}
+	t.amu.Lock()
+	t.admissions[a.UID] = a
+	t.amu.Unlock()
+}
+
+func (t *Tracker) admission(uid types.UID) (observation.Admission, bool) {
+	t.amu.Lock()
+	defer t.amu.Unlock()
+	a, ok := t.admissions[uid]
+	return a, ok
+}
+
+func (t *Tracker) forget(uid types.UID) {
+	t.amu.Lock()
+	delete(t.admissions, uid)
+	t.amu.Unlock()
+}
+
+// sweep drops CREATE captures of pods that never ran (denied by a later admission step, deleted at once).
+func (t *Tracker) sweep(now time.Time) {
+	if now.Sub(t.lastSweep) < time.Minute {
+		return
+	}
+	t.lastSweep = now
+	t.amu.Lock()
+	defer t.amu.Unlock()
+	for uid, a := range t.admissions {
+		if now.Sub(a.Time) > admissionTTL {
+			delete(t.admissions, uid)
+		}
+	}
+}
+
+// Reconcile brings the records of one pod's workload, or of a deleted workload, up to date.
+func (t *Tracker) Reconcile(ctx context.Context, req Request) (reconcile.Result, error) {
+	start := t.cfg.Now()
+	event := metrics.EventPodRunning
+	var err error
+	t.mu.Lock()
+	if req.Pod.Name != "" {
+		err = t.reconcilePod(ctx, req.Pod, &event)
+	} else {
+		event = metrics.EventPodGone
+		err = t.recompute(ctx, req.Workload)
+	}
+	t.sweep(start)
+	t.mu.Unlock()
+	status := "ok"
+	if err != nil {
+		status = "failed"
+		t.cfg.Metrics.EventsProcessedFailed.WithLabelValues(event).Inc()
+	} else {
+		t.cfg.Metrics.EventsProcessedOK.WithLabelValues(event).Inc()
+	}
+	t.cfg.Metrics.EventsProcessedTimer.WithLabelValues(status).Observe(t.cfg.Now().Sub(start).Seconds())
+	return reconcile.Result{}, err
+}
+
+func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, event *string) error {
+	if t.excluded[nn.Namespace] {
+		return nil
+	}
+	pod := &corev1.Pod{}
+	if err := t.cfg.Reader.Get(ctx, nn, pod); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("reading pod %s: %w", nn, err)
+		}
+		*event = metrics.EventPodGone
+		return t.podGone(ctx, nn)
+	}
+	log := t.cfg.Log.WithValues("pod", nn)
+	adm, admitted := t.admission(pod.UID)
+	containers := t.containers(pod, adm, admitted, log)
+	if len(containers) == 0 {
+		return nil // not running yet, or nothing recordable
+	}
+	res, err := t.resolver.Resolve(ctx, pod)
+	if errors.Is(err, owner.ErrNotResolved) {
+		t.attempts[nn]++
+		if t.attempts[nn] < t.cfg.ResolveAttempts {
+			return err
+		}
+		res = owner.Resolution{Workload: directOwner(pod)}
+		log.Info("owner not found; recording under the pod's direct owner", "workload", res.Workload)
+	} else if err != nil {
+		return err
+	}
+	delete(t.attempts, nn)
+
+	if prev, ok := t.pods[nn]; ok && prev != res.Workload {
+		delete(t.workloads[prev].pods, nn) // a pod's owner changed (adoption): leave the old workload
+		if err := t.recompute(ctx, prev); err != nil {
+			return err
+		}
+	}
+	ws := t.workloads[res.Workload]
+	if ws == nil {
+		ws = &workloadState{pods: map[types.NamespacedName]*podState{}, desired: map[string]record.Record{}}
+		t.workloads[res.Workload] = ws
+	}
+	if res.Found || ws.annotations == nil {
+		// While a workload is deleted its owners vanish before its pods: keep the annotations last read whole,
+		// so that the records do not change on the way out.
+		ws.annotations = res.Annotations
+	}
+	ps := ws.pods[nn]
+	if ps == nil || ps.uid != pod.UID {
+		t.seq++
+		ps = &podState{uid: pod.UID, seq: t.seq}
+		ws.pods[nn] = ps
+		source := "informer"
+		if admitted {
+			source = "webhook"
+		}
+		t.cfg.Metrics.PodsFirstSeen.WithLabelValues(source).Inc()
+	}
+	ps.started = pod.CreationTimestamp.Time
+	if pod.Status.StartTime != nil {
+		ps.started = pod.Status.StartTime.Time
+	}
+	ps.annotations = pod.Annotations
+	ps.containers = containers
+	t.pods[nn] = res.Workload
+	return t.recompute(ctx, res.Workload)
+}
+
+func (t *Tracker) podGone(ctx context.Context, nn types.NamespacedName) error {
+	delete(t.attempts, nn)
+	w, ok := t.pods[nn]
+	if !ok {
+		return nil
+	}
+	if ps := t.workloads[w].pods[nn]; ps != nil {
+		t.forget(ps.uid)
+	}
+	delete(t.workloads[w].pods, nn)
+	delete(t.pods, nn)
+	return t.recompute(ctx, w)
+}
+
+// recompute decides the records of workload w from the pods it has.
+func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
+	ws := t.workloads[w]
+	if ws == nil {
+		return nil
+	}
+	now := t.cfg.Now()
+	if len(ws.pods) == 0 {
+		exists := false
+		if w.Kind != "Pod" || w.Group != "" {
+			var err error
+			if exists, err = t.resolver.Exists(ctx, w); err != nil {
+				return err
+			}
+		}
+		if exists {
+			return nil // scaled to zero: the workload still runs its containers when it scales up
+		}
+		for _, name := range sortedKeys(ws.desired) {
+			r := ws.desired[name]
+			r.Status = record.StatusDecommissioned
+			t.cfg.Desirer.Desire(r, now)
+		}
+		delete(t.workloads, w)
+		return nil
+	}
+	// Per container, the newest pod that runs it decides the digest: a rollout's new pods start after the old
+	// ones, and a rollback's pods too.
+	type best struct {
+		pod *podState
+		rec record.Record
+	}
+	newest := map[string]best{}
+	for _, ps := range ws.pods {
+		for name, r := range ps.containers {
+			b, ok := newest[name]
+			if !ok || ps.started.After(b.pod.started) || (ps.started.Equal(b.pod.started) && ps.seq > b.pod.seq) {
+				newest[name] = best{pod: ps, rec: r}
+			}
+		}
+	}
+	for _, name := range sortedKeys(newest) {
+		b := newest[name]
+		r := b.rec
+		md := record.MetadataFrom(t.cfg.Org, append([]map[string]string{b.pod.annotations}, ws.annotations...)...)
+		r.Tags, r.RuntimeRisks, r.GitHubRepository = md.Tags, md.RuntimeRisks, md.GitHubRepository
+		r.DeploymentName = t.cfg.Template.Render(record.Vars{Namespace: w.Namespace, DeploymentName: w.Name, ContainerName: name})
+		if prev, ok := ws.desired[name]; ok && reflect.DeepEqual(prev, r) {
+			continue
+		}
+		if err := r.Validate(); err != nil {
+			t.cfg.Metrics.ContainersSkipped.WithLabelValues("invalid_record").Inc()
+			t.cfg.Log.Info("record not valid for the API; not posted", "workload", w, "container", name, "error", err.Error())
+			continue
+		}
+		if len(md.Skipped) > 0 {
+			t.cfg.Log.V(1).Info("annotations ignored", "workload", w, "container", name, "skipped", md.Skipped)
+		}
+		ws.desired[name] = r
+		t.cfg.Desirer.Desire(r, now)
+	}
+	for _, name := range sortedKeys(ws.desired) {
+		if _, ok := newest[name]; !ok {
+			r := ws.desired[name]
+			r.Status = record.StatusDecommissioned
+			t.cfg.Desirer.Desire(r, now)
+			delete(ws.desired, name)
+		}
+	}
+	return nil
+}
+
+// containers returns the recordable containers of a pod that runs or ran (its container status has an
+// imageID), keyed by container name; the records are complete except for metadata and deployment name.
+func (t *Tracker) containers(pod *corev1.Pod, adm observation.Admission, admitted bool, log logr.Logger) map[string]record.Record {
+	ids := map[string]string{}
+	for _, s := range slices.Concat(pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses) {
+		if s.ImageID != "" {
+			ids[s.Name] = s.ImageID
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	submitted := map[string]string{}
+	for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {
+		submitted[c.Name] = c.Image
+	}
+	if admitted { // the webhook's capture; the stored spec wins when an image was updated since
+		for _, c := range adm.Containers {
+			if _, ok := submitted[c.Name]; !ok {
+				submitted[c.Name] = c.Image
+			}
+		}
+	}
+	out := map[string]record.Record{}
+	for name, imageID := range ids {
+		ref, ok := submitted[name]
+		if !ok {
+			continue
+		}
+		img, err := record.ParseImage(ref)
+		if err != nil {
+			t.skip("unparsable_image", log, name, err)
+			continue
+		}
+		running, runningOK := record.RegistryDigest(imageID)
+		digest := img.Digest
+		switch {
+		case digest != "" && runningOK && running != digest:
+			t.cfg.Metrics.DigestMismatch.Inc()
+			log.Info("running digest differs from the submitted one; recording the submitted digest",
+				"container", name, "submitted", digest, "running", running)
+		case digest == "" && runningOK:
+			digest = running
+		case digest == "":
+			t.skip("no_digest", log, name, fmt.Errorf("imageID %q carries no registry digest", imageID))
+			continue
+		}
+		out[name] = record.Record{
+			Name:                img.Name,
+			Digest:              digest,
+			Version:             img.Tag,
+			Status:              record.StatusDeployed,
+			LogicalEnvironment:  t.cfg.LogicalEnvironment,
+			PhysicalEnvironment: t.cfg.PhysicalEnvironment,
+			Cluster:             t.cfg.Cluster,
+		}
+	}
+	return out
+}
+
+func (t *Tracker) skip(reason string, log logr.Logger, container string, err error) {
+	t.cfg.Metrics.ContainersSkipped.WithLabelValues(reason).Inc()
+	log.V(1).Info("container not recorded", "container", container, "reason", reason, "error", err.Error())
+}
+
+func directOwner(pod *corev1.Pod) owner.Workload {
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil {
+		return owner.Workload{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name}
+	}
+	gv, _ := schema.ParseGroupVersion(ref.APIVersion)
+	return owner.Workload{Group: gv.Group, Kind: ref.Kind, Namespace: pod.Namespace, Name: ref.Name}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
