@@ -7,8 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
-	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +22,9 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 )
 
+// pauseJitter spreads the workers that wake up at the end of a Retry-After pause.
+const pauseJitter = 250 * time.Millisecond
+
 // Config configures a Dispatcher.
 type Config struct {
 	// Sink receives the records.
@@ -28,6 +32,8 @@ type Config struct {
 	// Workers is the number of concurrent posts (default 2).
 	Workers int
 	// RequestsPerMinute and RequestsPerHour pace posts below the sink's secondary rate limits; 0 disables.
+	// Posts are spread evenly (a token bucket of one token), so that no window of a minute (an hour) ever
+	// holds more posts than the limit.
 	RequestsPerMinute int
 	RequestsPerHour   int
 	// BaseDelay and MaxDelay bound the exponential backoff of retryable failures (defaults 1s and 5m).
@@ -40,7 +46,8 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Log is the logger; default: discard.
 	Log logr.Logger
-	// Now is the clock (default time.Now).
+	// Now is the clock (default time.Now). It times Retry-After pauses, pacing, the negative cache and the drain;
+	// the workqueue's backoff between retries runs on the real clock.
 	Now func() time.Time
 }
 
@@ -49,12 +56,22 @@ type Config struct {
 type Dispatcher struct {
 	cfg   Config
 	queue workqueue.TypedRateLimitingInterface[record.Key]
+	// sleep waits for d on the clock of cfg.Now, or until ctx ends; tests replace it with a fake clock's.
+	sleep func(ctx context.Context, d time.Duration) error
 
 	mu        sync.Mutex
-	pending   map[record.Key][]item
+	pending   map[record.Key][]item // records still to deliver, in order; the head may be being posted
+	npending  int                   // records in pending, all keys together
 	delivered map[record.Key]record.Record
+	// held are the keys whose requeueing a worker or a backoff timer owns: Desire must not add them to the
+	// queue, or it would bypass the backoff of a failing key.
+	held map[record.Key]struct{}
+	// unsure are the keys whose last post has no known outcome (in flight, or failed with a retryable error
+	// that may have come after the sink stored the record): the sink may hold it or delivered[k].
+	unsure    map[record.Key]struct{}
 	unknown   map[artifact]time.Time // 404 negative cache: artifact → expiry
 	pauseTill time.Time              // no post before this (Retry-After)
+	emptied   chan struct{}          // signalled when pending becomes empty, for the drain
 
 	minute, hour *rate.Limiter
 }
@@ -80,6 +97,9 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.MaxDelay <= 0 {
 		cfg.MaxDelay = 5 * time.Minute
 	}
+	if cfg.MaxDelay < cfg.BaseDelay {
+		cfg.MaxDelay = cfg.BaseDelay
+	}
 	if cfg.UnknownArtifactTTL <= 0 {
 		cfg.UnknownArtifactTTL = time.Hour
 	}
@@ -97,15 +117,21 @@ func New(cfg Config) (*Dispatcher, error) {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[record.Key](cfg.BaseDelay, cfg.MaxDelay),
 			workqueue.TypedRateLimitingQueueConfig[record.Key]{Name: "deployment_records"}),
+		sleep:     sleep,
 		pending:   map[record.Key][]item{},
 		delivered: map[record.Key]record.Record{},
+		held:      map[record.Key]struct{}{},
+		unsure:    map[record.Key]struct{}{},
 		unknown:   map[artifact]time.Time{},
+		emptied:   make(chan struct{}, 1),
 	}
+	// A bucket of one token: a bucket as deep as the limit would allow a full burst followed by a full
+	// refill within the same minute (hour), twice the limit.
 	if cfg.RequestsPerMinute > 0 {
-		d.minute = rate.NewLimiter(rate.Limit(float64(cfg.RequestsPerMinute)/60), cfg.RequestsPerMinute)
+		d.minute = rate.NewLimiter(rate.Limit(float64(cfg.RequestsPerMinute)/60), 1)
 	}
 	if cfg.RequestsPerHour > 0 {
-		d.hour = rate.NewLimiter(rate.Limit(float64(cfg.RequestsPerHour)/3600), cfg.RequestsPerHour)
+		d.hour = rate.NewLimiter(rate.Limit(float64(cfg.RequestsPerHour)/3600), 1)
 	}
 	return d, nil
 }
@@ -118,36 +144,41 @@ func (d *Dispatcher) Desire(r record.Record, observed time.Time) {
 	k := r.Key()
 	d.mu.Lock()
 	pend := d.pending[k]
-	last, haveLast := d.delivered[k]
+	del, haveDel := d.delivered[k]
+	_, unsure := d.unsure[k]
+	// last is what the sink will hold once everything pending is delivered.
+	last, haveLast := del, haveDel
 	if n := len(pend); n > 0 {
 		last, haveLast = pend[n-1].rec, true
 	}
-	if haveLast && equal(last, r) {
+	if haveLast && equal(last, r) && (len(pend) > 0 || !unsure) {
 		d.mu.Unlock()
 		return
 	}
 	switch r.Status {
 	case record.StatusDeployed:
 		pend = pend[:0]
-		if del, ok := d.delivered[k]; ok && equal(del, r) {
-			break // back to what the sink already has: nothing to send
+		// Back to what the sink already has: nothing to send, unless a post whose outcome is not known yet
+		// (in flight, or failed after a timeout) may have replaced it there.
+		if !haveDel || unsure || !equal(del, r) {
+			pend = append(pend, item{rec: r, since: observed})
 		}
-		pend = append(pend, item{rec: r, since: observed})
 	case record.StatusDecommissioned:
 		if !haveLast || last.Status != record.StatusDeployed {
 			d.mu.Unlock()
 			return // nothing was deployed under this key: nothing to decommission
 		}
 		pend = append(pend, item{rec: r, since: observed})
+	default:
+		d.mu.Unlock()
+		return
 	}
-	if len(pend) == 0 {
-		delete(d.pending, k)
-	} else {
-		d.pending[k] = pend
-	}
-	d.updateGauges()
+	d.setPending(k, pend)
+	_, held := d.held[k]
 	d.mu.Unlock()
-	d.queue.Add(k)
+	if len(pend) > 0 && !held {
+		d.queue.Add(k)
+	}
 }
 
 // Delivered returns the record the sink last accepted for k.
@@ -168,8 +199,9 @@ func (d *Dispatcher) Idle() bool {
 // NeedLeaderElection makes the Dispatcher run on the elected leader only: only the leader posts.
 func (d *Dispatcher) NeedLeaderElection() bool { return true }
 
-// Start runs the workers until ctx is cancelled, then stops taking new work and drains the queue for up to
-// DrainTimeout. It implements controller-runtime's manager.Runnable.
+// Start runs the workers until ctx is cancelled, then keeps them posting until nothing is pending (records
+// queued, retried or desired meanwhile included) or DrainTimeout has passed, whichever comes first. It
+// implements controller-runtime's manager.Runnable.
 func (d *Dispatcher) Start(ctx context.Context) error {
 	// Posts get their own context so that the drain after cancellation can still deliver; it is cancelled when
 	// the drain deadline passes.
@@ -177,27 +209,34 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	defer cancelPosts()
 	var wg sync.WaitGroup
 	for range d.cfg.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for d.processNext(postCtx) {
 			}
-		}()
+		})
 	}
 	<-ctx.Done()
-	d.cfg.Log.Info("Draining delivery queue", "queued", d.queue.Len(), "timeout", d.cfg.DrainTimeout)
-	drained := make(chan struct{})
+
+	log := d.cfg.Log
+	log.Info("Draining delivery queue", "pending", d.pendingRecords(), "timeout", d.cfg.DrainTimeout)
+	timerCtx, stopTimer := context.WithCancel(context.Background())
+	defer stopTimer()
+	timeout := make(chan struct{})
 	go func() {
-		d.queue.ShutDownWithDrain()
-		close(drained)
+		if d.sleep(timerCtx, d.cfg.DrainTimeout) == nil {
+			close(timeout)
+		}
 	}()
-	select {
-	case <-drained:
-	case <-time.After(d.cfg.DrainTimeout):
-		d.cfg.Log.Info("Drain timeout; records left undelivered", "queued", d.queue.Len())
-		cancelPosts()
-		d.queue.ShutDown()
+drain:
+	for !d.Idle() {
+		select {
+		case <-d.emptied:
+		case <-timeout:
+			log.Info("Drain timeout; records left undelivered", "pending", d.pendingRecords())
+			break drain
+		}
 	}
+	cancelPosts()
+	d.queue.ShutDown()
 	wg.Wait()
 	return nil
 }
@@ -208,8 +247,9 @@ func (d *Dispatcher) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer d.queue.Done(k)
-	if d.cfg.Metrics != nil {
-		d.cfg.Metrics.QueueDepth.Set(float64(d.queue.Len()))
+	d.count(func(m *metrics.Metrics) { m.QueueDepth.Set(float64(d.queue.Len())) })
+	if ctx.Err() != nil {
+		return true // past the drain deadline: empty the queue without posting
 	}
 	d.deliver(ctx, k)
 	return true
@@ -218,8 +258,10 @@ func (d *Dispatcher) processNext(ctx context.Context) bool {
 // deliver posts the first pending record of k, if any, and requeues k as the outcome requires.
 func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 	d.mu.Lock()
+	d.held[k] = struct{}{}
 	pend := d.pending[k]
 	if len(pend) == 0 {
+		d.release(k)
 		d.mu.Unlock()
 		d.queue.Forget(k)
 		return
@@ -229,14 +271,19 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 	if exp, ok := d.unknown[a]; ok {
 		if d.cfg.Now().Before(exp) {
 			d.dropFirst(k, it.rec)
+			requeue := d.release(k)
 			d.mu.Unlock()
 			d.count(func(m *metrics.Metrics) { m.UnknownArtifactHit.Inc() })
 			d.queue.Forget(k)
-			d.requeueIfPending(k)
+			if requeue {
+				d.queue.Add(k)
+			}
 			return
 		}
 		delete(d.unknown, a)
 	}
+	// From here on the sink may end up holding it.rec whatever Desire does meanwhile.
+	d.unsure[k] = struct{}{}
 	d.mu.Unlock()
 
 	if err := d.wait(ctx); err != nil {
@@ -245,14 +292,16 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 	}
 	start := d.cfg.Now()
 	err := d.cfg.Sink.Post(ctx, it.rec)
-	d.count(func(m *metrics.Metrics) { m.PostTimer.Observe(time.Since(start).Seconds()) })
+	d.count(func(m *metrics.Metrics) { m.PostTimer.Observe(d.cfg.Now().Sub(start).Seconds()) })
 	log := d.cfg.Log.WithValues("deploymentName", k.DeploymentName, "name", it.rec.Name, "digest", it.rec.Digest, "status", it.rec.Status)
 
 	switch sink.Classify(err) {
 	case sink.ClassNone:
 		d.mu.Lock()
 		d.delivered[k] = it.rec
+		delete(d.unsure, k)
 		d.dropFirst(k, it.rec)
+		requeue := d.release(k)
 		d.mu.Unlock()
 		d.queue.Forget(k)
 		d.count(func(m *metrics.Metrics) {
@@ -262,7 +311,9 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 			}
 		})
 		log.V(1).Info("Record delivered")
-		d.requeueIfPending(k)
+		if requeue {
+			d.queue.Add(k)
+		}
 	case sink.ClassRetryAfter:
 		var ra *sink.RetryAfterError
 		errors.As(err, &ra)
@@ -273,27 +324,43 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		d.mu.Unlock()
 		d.count(func(m *metrics.Metrics) { m.PostRateLimited.Inc(); m.PostSoftFail.Inc() })
 		log.Info("Rate limited; pausing all posts", "until", ra.At, "error", err.Error())
-		d.queue.AddAfter(k, ra.At.Sub(d.cfg.Now()))
+		if ra.At.After(d.cfg.Now()) {
+			// The pause in wait holds this key back like every other one, on the dispatcher's clock.
+			d.queue.Add(k)
+		} else {
+			d.queue.AddRateLimited(k) // no usable pause: back off, or a sink that keeps refusing spins
+		}
 	case sink.ClassNotFound:
 		d.mu.Lock()
-		d.unknown[a] = d.cfg.Now().Add(d.cfg.UnknownArtifactTTL)
+		now := d.cfg.Now()
+		maps.DeleteFunc(d.unknown, func(_ artifact, exp time.Time) bool { return !now.Before(exp) })
+		d.unknown[a] = now.Add(d.cfg.UnknownArtifactTTL)
+		delete(d.unsure, k)
 		d.dropFirst(k, it.rec)
+		requeue := d.release(k)
 		d.mu.Unlock()
 		d.count(func(m *metrics.Metrics) { m.PostNoAttestation.Inc(); m.PostClientError.Inc(); m.PostHardFail.Inc() })
 		log.Info("Artifact unknown to the sink (not attested?); not retried for a while", "ttl", d.cfg.UnknownArtifactTTL, "error", err.Error())
 		d.queue.Forget(k)
-		d.requeueIfPending(k)
+		if requeue {
+			d.queue.Add(k)
+		}
 	case sink.ClassPermanent:
 		d.mu.Lock()
+		delete(d.unsure, k)
 		d.dropFirst(k, it.rec)
+		requeue := d.release(k)
 		d.mu.Unlock()
 		d.count(func(m *metrics.Metrics) { m.PostClientError.Inc(); m.PostHardFail.Inc() })
 		log.Error(err, "Record rejected; not retried")
 		d.queue.Forget(k)
-		d.requeueIfPending(k)
+		if requeue {
+			d.queue.Add(k)
+		}
 	default:
 		// Retryable: retried with exponential backoff, without limit on the number of attempts, so that an
-		// outage of any length loses nothing; the backoff is capped at MaxDelay.
+		// outage of any length loses nothing; the backoff is capped at MaxDelay. k stays held, so that Desire
+		// does not cut the backoff short.
 		d.count(func(m *metrics.Metrics) { m.PostSoftFail.Inc() })
 		log.Info("Post failed; will retry", "attempt", d.queue.NumRequeues(k)+1, "error", err.Error())
 		d.queue.AddRateLimited(k)
@@ -301,58 +368,95 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 }
 
 // dropFirst removes r from the head of k's pending records if it is still there (a newer record may have
-// replaced it while it was being posted). Callers hold d.mu.
+// replaced it while it was being posted). A decommissioned record left at the head with no deployed record
+// at the sink before it is dropped too: its deployed record was rejected, nothing is there to decommission.
+// Callers hold d.mu.
 func (d *Dispatcher) dropFirst(k record.Key, r record.Record) {
 	pend := d.pending[k]
 	if len(pend) > 0 && equal(pend[0].rec, r) {
-		pend = pend[1:]
+		pend = slices.Delete(pend, 0, 1)
 	}
+	if len(pend) > 0 && pend[0].rec.Status == record.StatusDecommissioned {
+		if del, ok := d.delivered[k]; !ok || del.Status != record.StatusDeployed {
+			pend = slices.Delete(pend, 0, 1)
+		}
+	}
+	d.setPending(k, pend)
+}
+
+// release ends a worker's hold on k and reports whether k must be queued again. Callers hold d.mu.
+func (d *Dispatcher) release(k record.Key) bool {
+	delete(d.held, k)
+	return len(d.pending[k]) > 0
+}
+
+// setPending stores the pending records of k and keeps the gauge and the drain signal current. Callers hold
+// d.mu.
+func (d *Dispatcher) setPending(k record.Key, pend []item) {
+	d.npending += len(pend) - len(d.pending[k])
 	if len(pend) == 0 {
 		delete(d.pending, k)
+		if len(d.pending) == 0 {
+			select {
+			case d.emptied <- struct{}{}:
+			default:
+			}
+		}
 	} else {
 		d.pending[k] = pend
 	}
-	d.updateGauges()
+	d.count(func(m *metrics.Metrics) { m.PendingRecords.Set(float64(d.npending)) })
 }
 
-func (d *Dispatcher) requeueIfPending(k record.Key) {
+func (d *Dispatcher) pendingRecords() int {
 	d.mu.Lock()
-	n := len(d.pending[k])
-	d.mu.Unlock()
-	if n > 0 {
-		d.queue.Add(k)
-	}
+	defer d.mu.Unlock()
+	return d.npending
 }
 
-// wait blocks until posting is allowed: after any Retry-After pause, and within the pacing limits.
+// wait blocks until posting is allowed: within the pacing limits, and after any Retry-After pause.
 func (d *Dispatcher) wait(ctx context.Context) error {
+	for _, l := range []*rate.Limiter{d.minute, d.hour} {
+		if l == nil {
+			continue
+		}
+		now := d.cfg.Now()
+		r := l.ReserveN(now, 1)
+		if err := d.sleep(ctx, r.DelayFrom(now)); err != nil {
+			r.CancelAt(d.cfg.Now())
+			return fmt.Errorf("wait for pacing limiter: %w", err)
+		}
+	}
+	// The pause last: one may have begun while this worker waited for a token.
 	for {
 		d.mu.Lock()
 		until := d.pauseTill
 		d.mu.Unlock()
 		delay := until.Sub(d.cfg.Now())
 		if delay <= 0 {
-			break
+			return nil
 		}
 		// Jitter so that paused workers do not all fire in the same instant.
-		delay += time.Duration(rand.Int64N(int64(250 * time.Millisecond)))
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("wait for rate limit pause: %w", ctx.Err())
-		case <-t.C:
+		delay += time.Duration(rand.Int64N(int64(pauseJitter)))
+		if err := d.sleep(ctx, delay); err != nil {
+			return fmt.Errorf("wait for rate limit pause: %w", err)
 		}
 	}
-	for _, l := range []*rate.Limiter{d.minute, d.hour} {
-		if l == nil {
-			continue
-		}
-		if err := l.Wait(ctx); err != nil {
-			return fmt.Errorf("wait for pacing limiter: %w", err)
-		}
+}
+
+// sleep waits for dur on the real clock, or until ctx ends.
+func sleep(ctx context.Context, dur time.Duration) error {
+	if dur <= 0 {
+		return ctx.Err()
 	}
-	return nil
+	t := time.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func (d *Dispatcher) count(f func(*metrics.Metrics)) {
@@ -361,11 +465,18 @@ func (d *Dispatcher) count(f func(*metrics.Metrics)) {
 	}
 }
 
-func (d *Dispatcher) updateGauges() {
-	if d.cfg.Metrics != nil {
-		d.cfg.Metrics.PendingRecords.Set(float64(len(d.pending)))
-	}
+// equal reports whether a and b are the same record, field by field. Absent and empty tags (runtime risks)
+// are equal: both leave the field out of the request body.
+func equal(a, b record.Record) bool {
+	return a.Name == b.Name &&
+		a.Digest == b.Digest &&
+		a.Version == b.Version &&
+		a.Status == b.Status &&
+		a.LogicalEnvironment == b.LogicalEnvironment &&
+		a.PhysicalEnvironment == b.PhysicalEnvironment &&
+		a.Cluster == b.Cluster &&
+		a.DeploymentName == b.DeploymentName &&
+		maps.Equal(a.Tags, b.Tags) &&
+		slices.Equal(a.RuntimeRisks, b.RuntimeRisks) &&
+		a.GitHubRepository == b.GitHubRepository
 }
-
-// equal compares two records field by field (tags and runtime risks included).
-func equal(a, b record.Record) bool { return reflect.DeepEqual(a, b) }
