@@ -125,14 +125,8 @@ func New(cfg Config) (*Dispatcher, error) {
 		unknown:   map[artifact]time.Time{},
 		emptied:   make(chan struct{}, 1),
 	}
-	// A bucket of one token: a bucket as deep as the limit would allow a full burst followed by a full
-	// refill within the same minute (hour), twice the limit.
-	if cfg.RequestsPerMinute > 0 {
-		d.minute = rate.NewLimiter(rate.Limit(float64(cfg.RequestsPerMinute)/60), 1)
-	}
-	if cfg.RequestsPerHour > 0 {
-		d.hour = rate.NewLimiter(rate.Limit(float64(cfg.RequestsPerHour)/3600), 1)
-	}
+	d.minute = pace(cfg.RequestsPerMinute, time.Minute)
+	d.hour = pace(cfg.RequestsPerHour, time.Hour)
 	return d, nil
 }
 
@@ -479,4 +473,20 @@ func equal(a, b record.Record) bool {
 		maps.Equal(a.Tags, b.Tags) &&
 		slices.Equal(a.RuntimeRisks, b.RuntimeRisks) &&
 		a.GitHubRepository == b.GitHubRepository
+}
+
+// pace returns a token bucket that never allows more than limit requests in any window of period, yet lets a
+// burst through at once (a rollout of a few workloads is posted without waiting): a bucket of depth b
+// refilled at r allows at most b + r·period in a window, so b = limit/6 and r = (limit-b)/period. nil when
+// limit is 0 (unlimited).
+func pace(limit int, period time.Duration) *rate.Limiter {
+	if limit <= 0 {
+		return nil
+	}
+	burst := max(1, limit/6)
+	refill := limit - burst
+	if refill == 0 { // a limit of one: one request per period
+		refill = limit
+	}
+	return rate.NewLimiter(rate.Limit(float64(refill)/period.Seconds()), burst)
 }

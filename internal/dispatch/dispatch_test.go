@@ -741,10 +741,11 @@ func TestPacing(t *testing.T) {
 		perHour   int
 		wantAt    []time.Duration // post times from the start
 	}{
-		{name: "per minute", perMinute: 60, wantAt: []time.Duration{0, time.Second, 2 * time.Second, 3 * time.Second}},
-		{name: "per minute, low", perMinute: 2, wantAt: []time.Duration{0, 30 * time.Second, time.Minute, 90 * time.Second}},
-		{name: "per hour", perHour: 3600, wantAt: []time.Duration{0, time.Second, 2 * time.Second, 3 * time.Second}},
-		{name: "the stricter wins", perMinute: 60, perHour: 1800, wantAt: []time.Duration{0, 2 * time.Second, 4 * time.Second, 6 * time.Second}},
+		// A burst of limit/6 at once, then (limit-burst)/period: never more than limit in any window.
+		{name: "per minute", perMinute: 60, wantAt: []time.Duration{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1200 * time.Millisecond, 2400 * time.Millisecond}},
+		{name: "per minute, low", perMinute: 2, wantAt: []time.Duration{0, time.Minute, 2 * time.Minute}},
+		{name: "per hour", perHour: 12, wantAt: []time.Duration{0, 0, 6 * time.Minute, 12 * time.Minute}},
+		{name: "the stricter wins", perMinute: 60, perHour: 12, wantAt: []time.Duration{0, 0, 6 * time.Minute}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -821,6 +822,39 @@ func BenchmarkDesire(b *testing.B) {
 			for b.Loop() {
 				h.d.Desire(recs[i%len(recs)], now)
 				i++
+			}
+		})
+	}
+}
+
+// TestPaceNeverExceedsLimit drives the limiters as greedily as possible and checks every window of one
+// period: never more than the limit (GitHub's secondary limits count per minute and per hour).
+func TestPaceNeverExceedsLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit  int
+		period time.Duration
+	}{{80, time.Minute}, {500, time.Hour}, {1, time.Minute}, {7, time.Minute}, {5000, time.Hour}} {
+		t.Run(fmt.Sprintf("%d per %s", tc.limit, tc.period), func(t *testing.T) {
+			l := pace(tc.limit, tc.period)
+			start := time.Unix(0, 0)
+			step := tc.period / 600
+			var at []time.Time
+			for now := start; now.Before(start.Add(3 * tc.period)); now = now.Add(step) {
+				for l.AllowN(now, 1) {
+					at = append(at, now)
+				}
+			}
+			for i := range at {
+				j := i
+				for j < len(at) && at[j].Sub(at[i]) < tc.period {
+					j++
+				}
+				if n := j - i; n > tc.limit {
+					t.Fatalf("%d requests within %s from %s, limit %d", n, tc.period, at[i].Sub(start), tc.limit)
+				}
+			}
+			if len(at) < 2*tc.limit {
+				t.Errorf("only %d requests in 3 periods: the pace is far below the limit %d", len(at), tc.limit)
 			}
 		})
 	}

@@ -1,0 +1,359 @@
+// Command demo runs deployment-tracker end to end on this machine: a local control plane on 127.0.0.1
+// (etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok's fake nodes), a GitHub API test
+// server, and the tracker itself, registered as the API server's admission webhook with the shipped
+// configuration and running with the shipped RBAC. It applies the sample workloads in hack/demo/workloads,
+// scales, rolls out and deletes them, and prints every deployment record as the GitHub test server accepts it.
+//
+//	go run ./hack/demo            # or: make demo
+//	go run ./hack/demo -keep      # then keep running: kubectl --kubeconfig <printed path> …, Ctrl-C to stop
+package main
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/deployment-tracker/deployment-tracker/deploy"
+	"github.com/deployment-tracker/deployment-tracker/internal/app"
+	"github.com/deployment-tracker/deployment-tracker/internal/config"
+	"github.com/deployment-tracker/deployment-tracker/internal/githubtest"
+	"github.com/deployment-tracker/deployment-tracker/internal/record"
+	"github.com/deployment-tracker/deployment-tracker/internal/testenv"
+)
+
+//go:embed workloads/*.yaml
+var workloads embed.FS
+
+const token = "ghp_demo_token_not_a_secret"
+
+func main() {
+	keep := flag.Bool("keep", false, "keep the control plane and the tracker running after the scenario, until Ctrl-C")
+	verbose := flag.Bool("v", false, "show the tracker's logs")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *keep, *verbose); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+type demo struct {
+	start time.Time
+	env   *testenv.Env
+	gh    *githubtest.Server
+	mu    sync.Mutex
+	out   io.Writer
+}
+
+func (d *demo) say(format string, a ...any) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fmt.Fprintf(d.out, "[%6.2fs] "+format+"\n", append([]any{time.Since(d.start).Seconds()}, a...)...)
+}
+
+func run(ctx context.Context, keep, verbose bool) error {
+	d := &demo{start: time.Now(), out: os.Stdout}
+	log := logr.Discard()
+	if verbose {
+		log = zap.New(zap.UseDevMode(true))
+	}
+	ctrllog.SetLogger(log)
+
+	d.say("starting a local control plane on 127.0.0.1 (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
+	vwc, err := deploy.WebhookConfiguration()
+	if err != nil {
+		return err
+	}
+	env, err := testenv.Start(ctx, testenv.Options{Webhooks: &envtest.WebhookInstallOptions{
+		ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{vwc},
+	}})
+	if errors.Is(err, testenv.ErrBinariesMissing) {
+		return fmt.Errorf("%w\nrun `make k8s-bin` first (or use `make demo`, which does)", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	d.env = env
+	d.say("control plane up: %d fake nodes; kubeconfig %s", len(env.Nodes), env.KubeconfigPath)
+
+	if err := applyRBAC(ctx, env); err != nil {
+		return err
+	}
+	d.gh, err = githubtest.New(githubtest.Options{
+		Org:    "octo-org",
+		Tokens: []string{token},
+		OnAccept: func(r record.Record) {
+			d.say("GitHub accepted  %-14s %-28s %s@%s %s", r.Status, r.DeploymentName, r.Name, short(r.Digest), tags(r))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer d.gh.Close()
+	d.say("GitHub API test server at %s", d.gh.URL())
+
+	reg := prometheus.NewRegistry()
+	tr, err := startTracker(ctx, env, d.gh, reg, log)
+	if err != nil {
+		return err
+	}
+	d.say("tracker running: webhook on https://%s:%d, RBAC of serviceaccount deployment-tracker/deployment-tracker", env.Webhooks.LocalServingHost, env.Webhooks.LocalServingPort)
+
+	if err := d.scenario(ctx); err != nil {
+		return err
+	}
+	m := tr.app.Metrics
+	d.say("done: %d records accepted in %d calls to GitHub; %v admission reviews observed; pods first seen: webhook %v, informer %v",
+		len(d.gh.Accepted()), d.gh.Calls(),
+		testutil.ToFloat64(m.Admission.WithLabelValues("CREATE", "observed"))+testutil.ToFloat64(m.Admission.WithLabelValues("DELETE", "observed")),
+		testutil.ToFloat64(m.PodsFirstSeen.WithLabelValues("webhook")), testutil.ToFloat64(m.PodsFirstSeen.WithLabelValues("informer")))
+	if keep {
+		d.say("still running; try: kubectl --kubeconfig %s create deployment hello --image=ghcr.io/octo-org/hello:1 — Ctrl-C stops", env.KubeconfigPath)
+		<-ctx.Done()
+	}
+	return tr.stop()
+}
+
+func (d *demo) scenario(ctx context.Context) error {
+	c := d.env.Client
+	objs, err := readWorkloads()
+	if err != nil {
+		return err
+	}
+	d.say("applying hack/demo/workloads: Deployment shop/web (3 replicas, init container + 2 containers), StatefulSet shop/cache (2), Job shop/reindex")
+	for _, o := range objs {
+		if err := c.Patch(ctx, o, client.Apply, client.FieldOwner("demo"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("applying %s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+	}
+	if err := d.waitRecords(ctx, 5); err != nil {
+		return err
+	}
+	web := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}
+	d.say("scaling shop/web from 3 to 8 replicas: no record expected")
+	if err := change(ctx, c, web, func() { web.Spec.Replicas = ptrTo(int32(8)) }); err != nil {
+		return err
+	}
+	if err := d.waitRunning(ctx, "shop", "web", 8); err != nil {
+		return err
+	}
+	if err := d.quiet(ctx, 5); err != nil {
+		return err
+	}
+	d.say("rolling shop/web out to ghcr.io/octo-org/shop-web:1.5.0: one record, whatever the replica count")
+	if err := change(ctx, c, web, func() { web.Spec.Template.Spec.Containers[0].Image = "ghcr.io/octo-org/shop-web:1.5.0" }); err != nil {
+		return err
+	}
+	if err := d.waitRecords(ctx, 6); err != nil {
+		return err
+	}
+	if err := d.waitRunning(ctx, "shop", "web", 8); err != nil {
+		return err
+	}
+	if err := d.quiet(ctx, 6); err != nil {
+		return err
+	}
+	d.say("deleting shop/web and shop/cache: decommissioned, once their last pod is gone")
+	for _, o := range []client.Object{web, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cache"}}} {
+		if err := c.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
+			return err
+		}
+	}
+	return d.waitRecords(ctx, 10)
+}
+
+func (d *demo) waitRecords(ctx context.Context, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := d.gh.WaitFor(ctx, func(rs []record.Record) bool { return len(rs) >= n }); err != nil {
+		return fmt.Errorf("waiting for %d records (have %d): %w", n, len(d.gh.Accepted()), err)
+	}
+	return nil
+}
+
+// quiet checks for a few seconds that no record beyond n arrives.
+func (d *demo) quiet(ctx context.Context, n int) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
+	if got := len(d.gh.Accepted()); got != n {
+		return fmt.Errorf("%d records, want %d", got, n)
+	}
+	d.say("no new record: still %d", n)
+	return nil
+}
+
+func (d *demo) waitRunning(ctx context.Context, ns, app string, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		var pods corev1.PodList
+		if err := d.env.Client.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"app": app}); err == nil {
+			running := 0
+			for _, p := range pods.Items {
+				if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+					running++
+				}
+			}
+			if running == n && len(pods.Items) == n {
+				d.say("%s/%s: %d pods running", ns, app, n)
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d pods of %s/%s: %w", n, ns, app, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func change(ctx context.Context, c client.Client, d *appsv1.Deployment, f func()) error {
+	for i := 0; ; i++ {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(d), d); err != nil {
+			return err
+		}
+		f()
+		err := c.Update(ctx, d)
+		if err == nil || i == 10 {
+			return err
+		}
+	}
+}
+
+func readWorkloads() ([]*unstructured.Unstructured, error) {
+	var out []*unstructured.Unstructured
+	err := fs.WalkDir(workloads, "workloads", func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := workloads.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+		for {
+			u := &unstructured.Unstructured{}
+			if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+				return nil
+			} else if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if len(u.Object) > 0 {
+				out = append(out, u)
+			}
+		}
+	})
+	return out, err
+}
+
+func applyRBAC(ctx context.Context, env *testenv.Env) error {
+	objs, err := deploy.Objects()
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+			if err := env.Client.Patch(ctx, o, client.Apply, client.FieldOwner("demo"), client.ForceOwnership); err != nil {
+				return fmt.Errorf("applying %s %s: %w", o.GetKind(), o.GetName(), err)
+			}
+		}
+	}
+	return nil
+}
+
+type tracker struct {
+	app    *app.App
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, reg *prometheus.Registry, log logr.Logger) (*tracker, error) {
+	wo := env.WebhookServerOptions()
+	vars := map[string]string{
+		"ORG": gh.Org(), "BASE_URL": gh.URL(), "API_TOKEN": token,
+		"LOGICAL_ENVIRONMENT": "demo", "PHYSICAL_ENVIRONMENT": "localhost", "CLUSTER": "local",
+	}
+	cfg, err := config.Parse(flag.NewFlagSet("tracker", flag.ContinueOnError), []string{
+		"-webhook-host=" + wo.Host, "-webhook-port=" + strconv.Itoa(wo.Port), "-cert-dir=" + wo.CertDir,
+		"-exclude-namespaces=deployment-tracker,kube-system", "-metrics-port=0", "-shutdown-timeout=5s",
+	}, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	if err != nil {
+		return nil, err
+	}
+	noProbe := "0"
+	a, err := app.New(cfg, app.Options{
+		RestConfig:             env.ServiceAccountConfig("deployment-tracker", "deployment-tracker"),
+		Registry:               reg,
+		HealthProbeBindAddress: &noProbe,
+		Log:                    log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	t := &tracker{app: a, cancel: cancel, done: make(chan error, 1)}
+	go func() { t.done <- a.Start(runCtx) }()
+	syncCtx, cancelSync := context.WithTimeout(ctx, time.Minute)
+	defer cancelSync()
+	if !a.Manager.GetCache().WaitForCacheSync(syncCtx) {
+		cancel()
+		return nil, errors.New("the tracker's cache did not sync")
+	}
+	if err := a.Manager.GetWebhookServer().StartedChecker()(nil); err != nil {
+		time.Sleep(500 * time.Millisecond) // the webhook server starts with the manager; give it a moment
+	}
+	return t, nil
+}
+
+func (t *tracker) stop() error {
+	t.cancel()
+	return <-t.done
+}
+
+func short(digest string) string {
+	if len(digest) > 19 {
+		return digest[:19] + "…"
+	}
+	return digest
+}
+
+func tags(r record.Record) string {
+	if len(r.Tags) == 0 && len(r.RuntimeRisks) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("tags=%v risks=%v repo=%s", r.Tags, r.RuntimeRisks, r.GitHubRepository)
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
