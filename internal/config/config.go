@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -143,9 +144,14 @@ func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 	if c.Workers < 1 || c.Workers > 64 {
 		bad("-workers", "must be between 1 and 64, got %d", c.Workers)
 	}
-	for name, port := range map[string]int{"-metrics-port": c.MetricsPort, "-webhook-port": c.WebhookPort} {
-		if port < 0 || port > 65535 || (port == 0 && name == "-webhook-port") {
-			bad(name, "invalid port %d", port)
+	// A slice, not a map: the errors come in the same order every time.
+	for _, p := range []struct {
+		flag      string
+		port      int
+		zeroAllow bool
+	}{{"-metrics-port", c.MetricsPort, true}, {"-webhook-port", c.WebhookPort, false}} {
+		if p.port < 0 || p.port > 65535 || (p.port == 0 && !p.zeroAllow) {
+			bad(p.flag, "invalid port %d", p.port)
 		}
 	}
 	if c.CertDir == "" {
@@ -172,6 +178,16 @@ func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 	if c.Cluster == "" {
 		bad("CLUSTER", "is required (the name of this cluster)")
 	}
+	// Every record carries these; GitHub rejects all records of a value that is too long.
+	for _, v := range []struct{ name, value string }{
+		{"LOGICAL_ENVIRONMENT", c.LogicalEnvironment},
+		{"PHYSICAL_ENVIRONMENT", c.PhysicalEnvironment},
+		{"CLUSTER", c.Cluster},
+	} {
+		if n := utf8.RuneCountInString(v.value); n > record.MaxEnvironmentLength {
+			bad(v.name, "is %d characters, more than the %d GitHub accepts", n, record.MaxEnvironmentLength)
+		}
+	}
 	if !c.DryRun {
 		if c.Org == "" {
 			bad("ORG", "is required (the GitHub organization records are posted to), or use -dry-run")
@@ -197,7 +213,17 @@ func (c *Config) parseAuth(get func(string) string) []error {
 	case token != "" && tokenFile != "":
 		return []error{errors.New("API_TOKEN, API_TOKEN_FILE: set only one")}
 	case (token != "" || tokenFile != "") && app:
-		return []error{errors.New("API_TOKEN, GH_APP_ID: use a token or a GitHub App, not both")}
+		// Name the variables that are set, so that the message points at the ones to remove.
+		var set []string
+		for _, v := range []struct{ name, value string }{
+			{"API_TOKEN", token}, {"API_TOKEN_FILE", tokenFile},
+			{"GH_APP_ID", appID}, {"GH_INSTALL_ID", instID}, {"GH_APP_PRIV_KEY", c.AppPrivateKey},
+		} {
+			if v.value != "" {
+				set = append(set, v.name)
+			}
+		}
+		return []error{fmt.Errorf("%s: use a token or a GitHub App, not both", strings.Join(set, ", "))}
 	case token != "":
 		c.APIToken = token
 	case tokenFile != "":

@@ -217,7 +217,7 @@ func TestClassificationAgainstFake(t *testing.T) {
 		{name: "too many tags", inject: func(*githubtest.Server) {}, change: func(r *record.Record) {
 			r.Tags = map[string]string{"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6"}
 		}, want: wantErr{Class: sink.ClassPermanent, StatusCode: 422, Message: "'properties/tags'"}},
-		// record.MetadataFrom produces owner/repo, which the documented pattern ^[A-Za-z0-9.\-_]+$ refuses.
+		// An owner/repo value (record.MetadataFrom sends the name only) breaks the documented pattern ^[A-Za-z0-9.\-_]+$ refuses.
 		{name: "github_repository as owner/repo", inject: func(*githubtest.Server) {}, change: func(r *record.Record) { r.GitHubRepository = "octo-org/app" },
 			want: wantErr{Class: sink.ClassPermanent, StatusCode: 422, Message: "'properties/github_repository'"}},
 		{name: "github_repository as a name", inject: func(*githubtest.Server) {}, change: func(r *record.Record) { r.GitHubRepository = "app" },
