@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -48,7 +49,7 @@ var strictDecoder = func() runtime.Decoder {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, policyv1.AddToScheme,
-		admissionregistrationv1.AddToScheme, cmapi.AddToScheme,
+		admissionregistrationv1.AddToScheme, cmapi.AddToScheme, apiextensionsv1.AddToScheme,
 	} {
 		utilruntime.Must(add(s))
 	}
@@ -89,6 +90,7 @@ type bundle struct {
 	deployment         *appsv1.Deployment
 	pdb                *policyv1.PodDisruptionBudget
 	webhook            *admissionregistrationv1.ValidatingWebhookConfiguration
+	crd                *apiextensionsv1.CustomResourceDefinition
 	certificates       map[string]*cmapi.Certificate
 	issuers            map[string]*cmapi.Issuer
 
@@ -173,6 +175,9 @@ func loadBundle(t *testing.T) *bundle {
 		case *admissionregistrationv1.ValidatingWebhookConfiguration:
 			one(u.GetKind(), b.webhook != nil)
 			b.webhook = o
+		case *apiextensionsv1.CustomResourceDefinition:
+			one(u.GetKind(), b.crd != nil)
+			b.crd = o
 		case *cmapi.Certificate:
 			b.certificates[o.Name] = o
 		case *cmapi.Issuer:
@@ -184,7 +189,7 @@ func loadBundle(t *testing.T) *bundle {
 	}
 	if b.namespace == nil || b.serviceAccount == nil || b.clusterRole == nil || b.clusterRoleBinding == nil ||
 		b.role == nil || b.roleBinding == nil || b.config == nil || b.service == nil || b.deployment == nil ||
-		b.pdb == nil || b.webhook == nil {
+		b.pdb == nil || b.webhook == nil || b.crd == nil {
 		t.Fatalf("deploy/ lacks an object: %+v", b)
 	}
 
@@ -277,6 +282,7 @@ func checkApplyOrder(b *bundle) error {
 func checkNamespaces(b *bundle) error {
 	clusterScoped := map[string]bool{
 		"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true, "ValidatingWebhookConfiguration": true,
+		"CustomResourceDefinition": true,
 	}
 	var errs []error
 	for _, e := range b.entries {
@@ -633,6 +639,8 @@ func checkRBACRules(b *bundle) error {
 	}
 	wantLeases := []rbacv1.PolicyRule{
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
+		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"deploymentrecords"}, Verbs: []string{"get", "list", "create", "update"}},
+		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"deploymentrecords/status"}, Verbs: []string{"get", "update"}},
 	}
 	var errs []error
 	if diff := cmp.Diff(wantCluster, b.clusterRole.Rules); diff != "" {

@@ -25,9 +25,12 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	cfgpkg "github.com/deployment-tracker/deployment-tracker/internal/config"
+	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
 	"github.com/deployment-tracker/deployment-tracker/internal/dispatch"
+	"github.com/deployment-tracker/deployment-tracker/internal/ledger"
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
 	"github.com/deployment-tracker/deployment-tracker/internal/podwatch"
+	"github.com/deployment-tracker/deployment-tracker/internal/record"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink/github"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink/logsink"
@@ -97,6 +100,9 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building the scheme: %w", err)
 	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("building the scheme: %w", err)
+	}
 	mgrOpts := manager.Options{
 		Scheme: scheme,
 		Logger: log,
@@ -149,7 +155,16 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 			return nil, err
 		}
 	}
+	var led *ledger.Ledger
+	var reporter dispatch.Reporter
+	if c.LedgerNamespace != "" && !c.DryRun {
+		led = &ledger.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: c.LedgerNamespace, Sink: ledger.SinkGitHub}
+		reporter = ledgerReporter{l: led, log: log.WithName("ledger")}
+	} else {
+		log.Info("No ledger: what was delivered is kept in memory only, and posted again after a restart")
+	}
 	d, err := dispatch.New(dispatch.Config{
+		Reporter:           reporter,
 		Sink:               s,
 		Workers:            c.Workers,
 		RequestsPerMinute:  c.RequestsPerMinute,
@@ -165,7 +180,7 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 	if err := mgr.Add(d); err != nil {
 		return nil, fmt.Errorf("adding the dispatcher: %w", err)
 	}
-	t, err := tracker.New(tracker.Config{
+	tc := tracker.Config{
 		Reader:              mgr.GetCache(),
 		Desirer:             d,
 		Template:            c.Template,
@@ -174,11 +189,20 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 		PhysicalEnvironment: c.PhysicalEnvironment,
 		Cluster:             c.Cluster,
 		ExcludeNamespaces:   c.ExcludeNamespaces,
+		Seeder:              d,
+		WaitForCacheSync:    mgr.GetCache().WaitForCacheSync,
 		Metrics:             m,
 		Log:                 log.WithName("tracker"),
-	})
+	}
+	if led != nil {
+		tc.Ledger = led
+	}
+	t, err := tracker.New(tc)
 	if err != nil {
 		return nil, err
+	}
+	if err := mgr.Add(t); err != nil {
+		return nil, fmt.Errorf("adding the tracker: %w", err)
 	}
 	if err := t.SetupWithManager(mgr, o.SkipNameValidation); err != nil {
 		return nil, fmt.Errorf("setting up the tracker: %w", err)
@@ -217,4 +241,22 @@ func newSink(c *cfgpkg.Config, o Options) (sink.Sink, error) {
 		return nil, fmt.Errorf("GitHub sink: %w", err)
 	}
 	return s, nil
+}
+
+// ledgerReporter writes the outcome of posts into the ledger's status.
+type ledgerReporter struct {
+	l   *ledger.Ledger
+	log logr.Logger
+}
+
+func (r ledgerReporter) Delivered(ctx context.Context, rec record.Record) {
+	if err := r.l.Delivered(ctx, rec); err != nil {
+		r.log.Error(err, "Cannot record a delivery in the ledger", "deploymentName", rec.DeploymentName)
+	}
+}
+
+func (r ledgerReporter) Failed(ctx context.Context, rec record.Record, postErr error, attempts int, next time.Time) {
+	if err := r.l.Failed(ctx, rec, postErr, attempts, next); err != nil {
+		r.log.Error(err, "Cannot record a failed post in the ledger", "deploymentName", rec.DeploymentName)
+	}
 }

@@ -36,6 +36,9 @@ type Config struct {
 	// High availability.
 	LeaderElect             bool
 	LeaderElectionNamespace string
+
+	// Durable ledger: the namespace of the DeploymentRecord objects; empty keeps records in memory only.
+	LedgerNamespace string
 	LeaderElectionID        string
 
 	// Delivery.
@@ -82,6 +85,7 @@ func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 	fs.StringVar(&c.HealthProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "elect a leader among replicas; only the leader posts records")
 	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: $POD_NAMESPACE)")
+	fs.StringVar(&c.LedgerNamespace, "ledger-namespace", "", "namespace of the durable ledger (DeploymentRecord objects; default: $POD_NAMESPACE; \"-\": no ledger, records in memory only)")
 	fs.StringVar(&c.LeaderElectionID, "leader-election-id", "deployment-tracker", "name of the leader election Lease")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "print records as JSON lines on stdout instead of posting them to GitHub")
 	fs.IntVar(&c.RequestsPerMinute, "github-requests-per-minute", 80, "client-side pace of record posts per minute, below GitHub's secondary rate limit (0: unlimited)")
@@ -114,6 +118,16 @@ func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 	c.PhysicalEnvironment = get("PHYSICAL_ENVIRONMENT")
 	c.Cluster = get("CLUSTER")
 	c.AppPrivateKey = get("GH_APP_PRIV_KEY")
+	switch c.LedgerNamespace {
+	case "":
+		c.LedgerNamespace = get("POD_NAMESPACE")
+	case "-":
+		c.LedgerNamespace = ""
+	default:
+		if msgs := validation.IsDNS1123Label(c.LedgerNamespace); len(msgs) > 0 {
+			bad("-ledger-namespace", "%q is not a namespace name: %s", c.LedgerNamespace, strings.Join(msgs, "; "))
+		}
+	}
 	if c.LeaderElectionNamespace == "" {
 		c.LeaderElectionNamespace = get("POD_NAMESPACE")
 	}

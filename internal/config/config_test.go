@@ -131,13 +131,27 @@ func TestParse(t *testing.T) {
 			name: "leader election namespace from POD_NAMESPACE",
 			args: []string{"-leader-elect", "-kubeconfig=/k"},
 			set:  map[string]string{"POD_NAMESPACE": "tracker"},
-			want: func(c *Config) { c.LeaderElect, c.Kubeconfig, c.LeaderElectionNamespace = true, "/k", "tracker" },
+			want: func(c *Config) {
+				c.LeaderElect, c.Kubeconfig, c.LeaderElectionNamespace, c.LedgerNamespace = true, "/k", "tracker", "tracker"
+			},
 		},
 		{
 			name: "leader election namespace flag wins over POD_NAMESPACE",
 			args: []string{"-leader-election-namespace=flag-ns"},
 			set:  map[string]string{"POD_NAMESPACE": "env-ns"},
-			want: func(c *Config) { c.LeaderElectionNamespace = "flag-ns" },
+			want: func(c *Config) { c.LeaderElectionNamespace, c.LedgerNamespace = "flag-ns", "env-ns" },
+		},
+		{
+			name: "ledger namespace flag",
+			args: []string{"-ledger-namespace=records"},
+			set:  map[string]string{"POD_NAMESPACE": "env-ns"},
+			want: func(c *Config) { c.LedgerNamespace, c.LeaderElectionNamespace = "records", "env-ns" },
+		},
+		{
+			name: "no ledger",
+			args: []string{"-ledger-namespace=-"},
+			set:  map[string]string{"POD_NAMESPACE": "env-ns"},
+			want: func(c *Config) { c.LedgerNamespace, c.LeaderElectionNamespace = "", "env-ns" },
 		},
 		{
 			name: "leader election in the cluster without a namespace",

@@ -46,9 +46,18 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Log is the logger; default: discard.
 	Log logr.Logger
+	// Reporter, if set, is told the outcome of every post (the ledger records it). It is called on the
+	// worker while the key is still held, so that outcomes of one key are reported in order.
+	Reporter Reporter
 	// Now is the clock (default time.Now). It times Retry-After pauses, pacing, the negative cache and the drain;
 	// the workqueue's backoff between retries runs on the real clock.
 	Now func() time.Time
+}
+
+// Reporter receives the outcome of posts. Its methods may do I/O; errors are theirs to log.
+type Reporter interface {
+	Delivered(ctx context.Context, r record.Record)
+	Failed(ctx context.Context, r record.Record, err error, attempts int, next time.Time)
 }
 
 // Dispatcher holds, per record key, the records still to deliver and the record last delivered, and drains
@@ -289,8 +298,11 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 	d.count(func(m *metrics.Metrics) { m.PostTimer.Observe(d.cfg.Now().Sub(start).Seconds()) })
 	log := d.cfg.Log.WithValues("deploymentName", k.DeploymentName, "name", it.rec.Name, "digest", it.rec.Digest, "status", it.rec.Status)
 
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	switch sink.Classify(err) {
 	case sink.ClassNone:
+		d.report(func(r Reporter) { r.Delivered(rctx, it.rec) })
 		d.mu.Lock()
 		d.delivered[k] = it.rec
 		delete(d.unsure, k)
@@ -317,6 +329,7 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		}
 		d.mu.Unlock()
 		d.count(func(m *metrics.Metrics) { m.PostRateLimited.Inc(); m.PostSoftFail.Inc() })
+		d.report(func(r Reporter) { r.Failed(rctx, it.rec, err, d.queue.NumRequeues(k)+1, ra.At) })
 		log.Info("Rate limited; pausing all posts", "until", ra.At, "error", err.Error())
 		if ra.At.After(d.cfg.Now()) {
 			// The pause in wait holds this key back like every other one, on the dispatcher's clock.
@@ -325,6 +338,7 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 			d.queue.AddRateLimited(k) // no usable pause: back off, or a sink that keeps refusing spins
 		}
 	case sink.ClassNotFound:
+		d.report(func(r Reporter) { r.Failed(rctx, it.rec, err, d.queue.NumRequeues(k)+1, time.Time{}) })
 		d.mu.Lock()
 		now := d.cfg.Now()
 		maps.DeleteFunc(d.unknown, func(_ artifact, exp time.Time) bool { return !now.Before(exp) })
@@ -340,6 +354,7 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 			d.queue.Add(k)
 		}
 	case sink.ClassPermanent:
+		d.report(func(r Reporter) { r.Failed(rctx, it.rec, err, d.queue.NumRequeues(k)+1, time.Time{}) })
 		d.mu.Lock()
 		delete(d.unsure, k)
 		d.dropFirst(k, it.rec)
@@ -356,7 +371,9 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		// outage of any length loses nothing; the backoff is capped at MaxDelay. k stays held, so that Desire
 		// does not cut the backoff short.
 		d.count(func(m *metrics.Metrics) { m.PostSoftFail.Inc() })
-		log.Info("Post failed; will retry", "attempt", d.queue.NumRequeues(k)+1, "error", err.Error())
+		n := d.queue.NumRequeues(k)
+		d.report(func(r Reporter) { r.Failed(rctx, it.rec, err, n+1, d.cfg.Now().Add(d.backoff(n))) })
+		log.Info("Post failed; will retry", "attempt", n+1, "error", err.Error())
 		d.queue.AddRateLimited(k)
 	}
 }
@@ -459,21 +476,34 @@ func (d *Dispatcher) count(f func(*metrics.Metrics)) {
 	}
 }
 
-// equal reports whether a and b are the same record, field by field. Absent and empty tags (runtime risks)
-// are equal: both leave the field out of the request body.
-func equal(a, b record.Record) bool {
-	return a.Name == b.Name &&
-		a.Digest == b.Digest &&
-		a.Version == b.Version &&
-		a.Status == b.Status &&
-		a.LogicalEnvironment == b.LogicalEnvironment &&
-		a.PhysicalEnvironment == b.PhysicalEnvironment &&
-		a.Cluster == b.Cluster &&
-		a.DeploymentName == b.DeploymentName &&
-		maps.Equal(a.Tags, b.Tags) &&
-		slices.Equal(a.RuntimeRisks, b.RuntimeRisks) &&
-		a.GitHubRepository == b.GitHubRepository
+// backoff is the delay the queue's rate limiter applies after n failures.
+func (d *Dispatcher) backoff(n int) time.Duration {
+	delay := d.cfg.BaseDelay
+	for i := 0; i < n && delay < d.cfg.MaxDelay; i++ {
+		delay *= 2
+	}
+	return min(delay, d.cfg.MaxDelay)
 }
+
+func (d *Dispatcher) report(f func(Reporter)) {
+	if d.cfg.Reporter != nil {
+		f(d.cfg.Reporter)
+	}
+}
+
+// Seed tells the dispatcher what the sink already holds for r's key (from the ledger, after a restart), so
+// that desiring it again costs no call. It does nothing for a key with records pending or delivered since.
+func (d *Dispatcher) Seed(r record.Record) {
+	k := r.Key()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.delivered[k]; ok || len(d.pending[k]) > 0 {
+		return
+	}
+	d.delivered[k] = r
+}
+
+func equal(a, b record.Record) bool { return record.Equal(a, b) }
 
 // pace returns a token bucket that never allows more than limit requests in any window of period, yet lets a
 // burst through at once (a rollout of a few workloads is posted without waiting): a bucket of depth b

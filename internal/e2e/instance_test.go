@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/app"
@@ -22,6 +23,10 @@ import (
 type trackerSettings struct {
 	args []string
 	env  map[string]string
+	// webhookPort overrides the port the API server calls (a second replica serves elsewhere).
+	webhookPort int
+	// leaderElection runs the instance as one of several replicas, with short lease times.
+	leaderElection bool
 }
 
 // instance is a tracker running in this process, configured through config.Parse like the binary.
@@ -34,6 +39,9 @@ type instance struct {
 
 func startTracker(ctx context.Context, s trackerSettings) (*instance, error) {
 	wo := env.WebhookServerOptions()
+	if s.webhookPort != 0 {
+		wo.Port = s.webhookPort
+	}
 	args := append([]string{
 		"-webhook-host=" + wo.Host,
 		"-webhook-port=" + strconv.Itoa(wo.Port),
@@ -43,6 +51,7 @@ func startTracker(ctx context.Context, s trackerSettings) (*instance, error) {
 		"-github-requests-per-hour=0",
 		"-metrics-port=0",
 		"-shutdown-timeout=5s",
+		"-ledger-namespace=" + trackerNamespace,
 	}, s.args...)
 	vars := map[string]string{
 		"ORG":                  org,
@@ -66,7 +75,15 @@ func startTracker(ctx context.Context, s trackerSettings) (*instance, error) {
 	}
 	noProbe := "0"
 	reg := prometheus.NewRegistry()
+	var lease, renew, retry *time.Duration
+	if s.leaderElection {
+		cfg.LeaderElect, cfg.LeaderElectionNamespace = true, trackerNamespace
+		lease, renew, retry = ptr.To(3*time.Second), ptr.To(2*time.Second), ptr.To(500*time.Millisecond)
+	}
 	a, err := app.New(cfg, app.Options{
+		LeaseDuration:          lease,
+		RenewDeadline:          renew,
+		RetryPeriod:            retry,
 		RestConfig:             env.ServiceAccountConfig(trackerNamespace, serviceAccount),
 		Registry:               reg,
 		HealthProbeBindAddress: &noProbe,
@@ -87,7 +104,27 @@ func startTracker(ctx context.Context, s trackerSettings) (*instance, error) {
 		_ = in.stop()
 		return nil, fmt.Errorf("the tracker's cache did not sync")
 	}
+	if !s.leaderElection {
+		if err := in.waitReady(ctx); err != nil {
+			_ = in.stop()
+			return nil, err
+		}
+	}
 	return in, nil
+}
+
+// waitReady waits until the instance leads and has resumed from the ledger.
+func (in *instance) waitReady(ctx context.Context) error {
+	for !in.app.Tracker.Ready() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the tracker did not resume from the ledger: %w", ctx.Err())
+		case err := <-in.done:
+			return fmt.Errorf("the tracker stopped: %w", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func (in *instance) stop() error {

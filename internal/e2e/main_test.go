@@ -14,12 +14,14 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/deployment-tracker/deployment-tracker/deploy"
+	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
 	"github.com/deployment-tracker/deployment-tracker/internal/githubtest"
 	"github.com/deployment-tracker/deployment-tracker/internal/testenv"
 )
@@ -53,7 +55,17 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	env, err = testenv.Start(ctx, testenv.Options{
+		Scheme: scheme,
 		Webhooks: &envtest.WebhookInstallOptions{
 			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{vwc},
 		},
@@ -127,16 +139,24 @@ func installRBAC(ctx context.Context) error {
 	}
 	for _, o := range objs {
 		switch o.GetKind() {
-		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+		case "Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
 		default:
 			continue
 		}
-		if o.GetAPIVersion() == rbacv1.SchemeGroupVersion.String() || o.GetAPIVersion() == "v1" {
-			o.SetManagedFields(nil)
-			if err := env.Client.Patch(ctx, o, client.Apply, client.FieldOwner("e2e"), client.ForceOwnership); err != nil {
-				return fmt.Errorf("applying %s %s: %w", o.GetKind(), o.GetName(), err)
-			}
+		if err := env.Client.Patch(ctx, o, client.Apply, client.FieldOwner("e2e"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("applying %s %s: %w", o.GetKind(), o.GetName(), err)
 		}
 	}
-	return nil
+	// The ledger's CRD must be served before the tracker starts.
+	for {
+		err := env.Client.List(ctx, &v1alpha1.DeploymentRecordList{}, client.InNamespace(trackerNamespace))
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the DeploymentRecord CRD is not served: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

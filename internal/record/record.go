@@ -5,6 +5,7 @@ package record
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"unicode/utf8"
 )
@@ -142,4 +143,20 @@ func (r *Record) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Equal reports whether a and b are the same record, field by field. Absent and empty tags (runtime risks)
+// are equal: both leave the field out of the request body.
+func Equal(a, b Record) bool {
+	return a.Name == b.Name &&
+		a.Digest == b.Digest &&
+		a.Version == b.Version &&
+		a.Status == b.Status &&
+		a.LogicalEnvironment == b.LogicalEnvironment &&
+		a.PhysicalEnvironment == b.PhysicalEnvironment &&
+		a.Cluster == b.Cluster &&
+		a.DeploymentName == b.DeploymentName &&
+		maps.Equal(a.Tags, b.Tags) &&
+		slices.Equal(a.RuntimeRisks, b.RuntimeRisks) &&
+		a.GitHubRepository == b.GitHubRepository
 }

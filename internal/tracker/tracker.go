@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/deployment-tracker/deployment-tracker/internal/ledger"
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
 	"github.com/deployment-tracker/deployment-tracker/internal/observation"
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
@@ -54,6 +54,12 @@ type Config struct {
 	// ResolveAttempts is how often an owner that is not in the cache is retried before the pod's direct
 	// owner is taken as its workload (default 5).
 	ResolveAttempts int
+	// Ledger, if set, keeps every decision durable; the tracker resumes from it at Start.
+	Ledger Ledger
+	// Seeder learns from the ledger what the sink already holds (the dispatcher).
+	Seeder Seeder
+	// WaitForCacheSync waits for the informers before Start resumes (the manager's cache).
+	WaitForCacheSync func(ctx context.Context) bool
 	// Metrics receives the tracker's counters.
 	Metrics *metrics.Metrics
 	// Log is the logger; default: discard.
@@ -78,6 +84,9 @@ type Tracker struct {
 	amu        sync.Mutex
 	admissions map[types.UID]observation.Admission // CREATE captures, until the pod is tracked or too old
 
+	ready     chan struct{} // closed once resumed from the ledger; Reconcile waits for it
+	readyOnce sync.Once
+
 	mu        sync.Mutex
 	workloads map[owner.Workload]*workloadState
 	pods      map[types.NamespacedName]owner.Workload
@@ -88,16 +97,18 @@ type Tracker struct {
 
 type workloadState struct {
 	pods        map[types.NamespacedName]*podState
-	annotations []map[string]string           // owner chain, nearest first
-	desired     map[string]record.Record       // container name → the deployed record last desired
+	annotations []map[string]string      // owner chain, nearest first
+	desired     map[string]record.Record // container name → the deployed record last desired
 }
 
 type podState struct {
 	uid         types.UID
 	started     time.Time
 	seq         uint64 // order in which the tracker saw pods running; breaks ties of started
+	source      string // what saw the pod first: webhook or informer
 	annotations map[string]string
 	containers  map[string]record.Record // container name → record (status deployed) of this pod
+	waiting     map[string]bool          // containers the pod declares but has not started yet
 }
 
 // admissionTTL bounds how long a CREATE capture waits for its pod to run.
@@ -139,6 +150,10 @@ func New(cfg Config) (*Tracker, error) {
 		workloads:  map[owner.Workload]*workloadState{},
 		pods:       map[types.NamespacedName]owner.Workload{},
 		attempts:   map[types.NamespacedName]int{},
+		ready:      make(chan struct{}),
+	}
+	if cfg.Ledger == nil {
+		t.readyOnce.Do(func() { close(t.ready) }) // nothing to resume from
 	}
 	for _, ns := range cfg.ExcludeNamespaces {
 		t.excluded[ns] = true
@@ -200,6 +215,11 @@ func (t *Tracker) sweep(now time.Time) {
 
 // Reconcile brings the records of one pod's workload, or of a deleted workload, up to date.
 func (t *Tracker) Reconcile(ctx context.Context, req Request) (reconcile.Result, error) {
+	select {
+	case <-t.ready:
+	case <-ctx.Done():
+		return reconcile.Result{}, ctx.Err()
+	}
 	start := t.cfg.Now()
 	event := metrics.EventPodRunning
 	var err error
@@ -243,21 +263,37 @@ func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, eve
 	}
 	res, err := t.resolver.Resolve(ctx, pod)
 	if errors.Is(err, owner.ErrNotResolved) {
-		t.attempts[nn]++
-		if t.attempts[nn] < t.cfg.ResolveAttempts {
-			return err
+		if w, ok := t.tracked(nn, pod.UID); ok {
+			// The owners of a tracked pod vanish before the pod when its workload is deleted (a Job whose
+			// CronJob is deleted, for one): keep it where it is, or its records would move to another
+			// deployment name on the way out.
+			res = owner.Resolution{Workload: w}
+		} else {
+			t.attempts[nn]++
+			if t.attempts[nn] < t.cfg.ResolveAttempts {
+				return err
+			}
+			res = owner.Resolution{Workload: directOwner(pod)}
+			log.Info("owner not found; recording under the pod's direct owner", "workload", res.Workload)
 		}
-		res = owner.Resolution{Workload: directOwner(pod)}
-		log.Info("owner not found; recording under the pod's direct owner", "workload", res.Workload)
 	} else if err != nil {
 		return err
 	}
 	delete(t.attempts, nn)
 
+	var moved *podState
 	if prev, ok := t.pods[nn]; ok && prev != res.Workload {
-		delete(t.workloads[prev].pods, nn) // a pod's owner changed (adoption): leave the old workload
-		if err := t.recompute(ctx, prev); err != nil {
-			return err
+		// The pod's owner changed (orphaned, adopted): it leaves the old workload, and keeps its place in the
+		// order pods were seen running, and its first sighting.
+		if pws := t.workloads[prev]; pws != nil {
+			moved = pws.pods[nn]
+			delete(pws.pods, nn)
+			if err := t.recompute(ctx, prev); err != nil {
+				if moved != nil {
+					pws.pods[nn] = moved
+				}
+				return err
+			}
 		}
 	}
 	ws := t.workloads[res.Workload]
@@ -271,6 +307,10 @@ func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, eve
 		ws.annotations = res.Annotations
 	}
 	ps := ws.pods[nn]
+	if ps == nil && moved != nil && moved.uid == pod.UID {
+		ps = moved
+		ws.pods[nn] = ps
+	}
 	if ps == nil || ps.uid != pod.UID {
 		t.seq++
 		ps = &podState{uid: pod.UID, seq: t.seq}
@@ -279,6 +319,7 @@ func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, eve
 		if admitted {
 			source = "webhook"
 		}
+		ps.source = source
 		t.cfg.Metrics.PodsFirstSeen.WithLabelValues(source).Inc()
 	}
 	ps.started = pod.CreationTimestamp.Time
@@ -287,8 +328,22 @@ func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, eve
 	}
 	ps.annotations = pod.Annotations
 	ps.containers = containers
+	ps.waiting = waiting(pod)
 	t.pods[nn] = res.Workload
 	return t.recompute(ctx, res.Workload)
+}
+
+// tracked returns the workload the pod nn with uid is tracked under.
+func (t *Tracker) tracked(nn types.NamespacedName, uid types.UID) (owner.Workload, bool) {
+	w, ok := t.pods[nn]
+	if !ok {
+		return owner.Workload{}, false
+	}
+	ws := t.workloads[w]
+	if ws == nil || ws.pods[nn] == nil || ws.pods[nn].uid != uid {
+		return owner.Workload{}, false
+	}
+	return w, true
 }
 
 func (t *Tracker) podGone(ctx context.Context, nn types.NamespacedName) error {
@@ -297,12 +352,19 @@ func (t *Tracker) podGone(ctx context.Context, nn types.NamespacedName) error {
 	if !ok {
 		return nil
 	}
-	if ps := t.workloads[w].pods[nn]; ps != nil {
-		t.forget(ps.uid)
+	if ws := t.workloads[w]; ws != nil {
+		if ps := ws.pods[nn]; ps != nil {
+			t.forget(ps.uid)
+		}
+		delete(ws.pods, nn)
 	}
-	delete(t.workloads[w].pods, nn)
+	// The pod stays mapped to its workload until the recompute succeeds: the retry of a failed one (the
+	// workload's existence could not be read) must recompute again, or the decommission would be lost.
+	if err := t.recompute(ctx, w); err != nil {
+		return err
+	}
 	delete(t.pods, nn)
-	return t.recompute(ctx, w)
+	return nil
 }
 
 // recompute decides the records of workload w from the pods it has.
@@ -326,7 +388,11 @@ func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
 		for _, name := range sortedKeys(ws.desired) {
 			r := ws.desired[name]
 			r.Status = record.StatusDecommissioned
+			if err := t.put(ctx, r, w, name, nil); err != nil {
+				return err
+			}
 			t.cfg.Desirer.Desire(r, now)
+			delete(ws.desired, name)
 		}
 		delete(t.workloads, w)
 		return nil
@@ -338,7 +404,11 @@ func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
 		rec record.Record
 	}
 	newest := map[string]best{}
+	waiting := map[string]bool{}
 	for _, ps := range ws.pods {
+		for name := range ps.waiting {
+			waiting[name] = true
+		}
 		for name, r := range ps.containers {
 			b, ok := newest[name]
 			if !ok || ps.started.After(b.pod.started) || (ps.started.Equal(b.pod.started) && ps.seq > b.pod.seq) {
@@ -352,7 +422,7 @@ func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
 		md := record.MetadataFrom(t.cfg.Org, append([]map[string]string{b.pod.annotations}, ws.annotations...)...)
 		r.Tags, r.RuntimeRisks, r.GitHubRepository = md.Tags, md.RuntimeRisks, md.GitHubRepository
 		r.DeploymentName = t.cfg.Template.Render(record.Vars{Namespace: w.Namespace, DeploymentName: w.Name, ContainerName: name})
-		if prev, ok := ws.desired[name]; ok && reflect.DeepEqual(prev, r) {
+		if prev, ok := ws.desired[name]; ok && record.Equal(prev, r) {
 			continue
 		}
 		if err := r.Validate(); err != nil {
@@ -363,13 +433,25 @@ func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
 		if len(md.Skipped) > 0 {
 			t.cfg.Log.V(1).Info("annotations ignored", "workload", w, "container", name, "skipped", md.Skipped)
 		}
+		if err := t.put(ctx, r, w, name, b.pod); err != nil {
+			if errors.Is(err, ledger.ErrOlder) {
+				t.cfg.Log.Info("not recording an older digest over a newer one", "workload", w, "container", name, "error", err.Error())
+				continue
+			}
+			return err
+		}
 		ws.desired[name] = r
 		t.cfg.Desirer.Desire(r, now)
 	}
 	for _, name := range sortedKeys(ws.desired) {
-		if _, ok := newest[name]; !ok {
+		// A container that a pod declares but has not started yet is about to run again (a Recreate
+		// rollout, a StatefulSet pod replaced, a pod still in its init containers): its record stays.
+		if _, ok := newest[name]; !ok && !waiting[name] {
 			r := ws.desired[name]
 			r.Status = record.StatusDecommissioned
+			if err := t.put(ctx, r, w, name, nil); err != nil {
+				return err
+			}
 			t.cfg.Desirer.Desire(r, now)
 			delete(ws.desired, name)
 		}
@@ -432,6 +514,30 @@ func (t *Tracker) containers(pod *corev1.Pod, adm observation.Admission, admitte
 			LogicalEnvironment:  t.cfg.LogicalEnvironment,
 			PhysicalEnvironment: t.cfg.PhysicalEnvironment,
 			Cluster:             t.cfg.Cluster,
+		}
+	}
+	return out
+}
+
+// waiting returns the containers that pod declares and has not started yet (their status has no imageID). A
+// pod that has finished or is being deleted starts none any more.
+func waiting(pod *corev1.Pod) map[string]bool {
+	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return nil
+	}
+	started := map[string]bool{}
+	for _, s := range slices.Concat(pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses) {
+		if s.ImageID != "" {
+			started[s.Name] = true
+		}
+	}
+	var out map[string]bool
+	for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {
+		if !started[c.Name] {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[c.Name] = true
 		}
 	}
 	return out

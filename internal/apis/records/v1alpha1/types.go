@@ -1,0 +1,142 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Record statuses, as GitHub names them.
+const (
+	StatusDeployed       = "deployed"
+	StatusDecommissioned = "decommissioned"
+)
+
+// Sources of the observation that first decided a record.
+const (
+	SourceWebhook  = "webhook"
+	SourceInformer = "informer"
+	SourceLedger   = "ledger"
+)
+
+// ConditionSynced is True when every sink has accepted the spec.
+const ConditionSynced = "Synced"
+
+// Workload identifies the object whose lifetime the record follows.
+type Workload struct {
+	// +optional
+	Group     string `json:"group,omitempty"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// DeploymentRecordSpec is the record as it must be at the sinks, and where it comes from. Field names follow
+// the GitHub deployment record API.
+type DeploymentRecordSpec struct {
+	// Name is the artifact name: the image repository as written in the pod spec.
+	Name string `json:"name"`
+	// Digest is the artifact digest.
+	// +kubebuilder:validation:Pattern=`^sha256:[a-f0-9]{64}$`
+	Digest string `json:"digest"`
+	// Version is the image tag.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// Status is deployed or decommissioned.
+	// +kubebuilder:validation:Enum=deployed;decommissioned
+	Status              string `json:"status"`
+	LogicalEnvironment  string `json:"logicalEnvironment"`
+	PhysicalEnvironment string `json:"physicalEnvironment,omitempty"`
+	Cluster             string `json:"cluster"`
+	DeploymentName      string `json:"deploymentName"`
+	// +optional
+	Tags map[string]string `json:"tags,omitempty"`
+	// +optional
+	RuntimeRisks []string `json:"runtimeRisks,omitempty"`
+	// +optional
+	GitHubRepository string `json:"githubRepository,omitempty"`
+
+	// Workload and Container are what the record describes.
+	Workload  Workload `json:"workload"`
+	Container string   `json:"container"`
+	// PodStarted is when the pod that decided the digest started; an older pod never overwrites a newer one.
+	// +optional
+	PodStarted *metav1.Time `json:"podStarted,omitempty"`
+	// FirstSeen is when this digest was first seen running under this key.
+	FirstSeen metav1.Time `json:"firstSeen"`
+	// Source is what saw the pod first: the admission webhook or the informer.
+	// +kubebuilder:validation:Enum=webhook;informer;ledger
+	Source string `json:"source"`
+}
+
+// SinkStatus is what one sink accepted, and how delivery is going.
+type SinkStatus struct {
+	// Sink names the sink ("github").
+	Sink string `json:"sink"`
+	// Digest and Status are the ones the sink last accepted.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+	// +optional
+	Status string `json:"status,omitempty"`
+	// ObservedGeneration is the spec generation the sink last accepted.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Attempts counts failed posts of the current generation.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// LastError is the last failure, if the current generation is not accepted yet.
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+	// NextRetry is when the next post is due after a failure.
+	// +optional
+	NextRetry *metav1.Time `json:"nextRetry,omitempty"`
+	// LastSynced is when the sink last accepted the record.
+	// +optional
+	LastSynced *metav1.Time `json:"lastSynced,omitempty"`
+}
+
+// DeploymentRecordStatus holds the delivery state per sink.
+type DeploymentRecordStatus struct {
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// +optional
+	// +listType=map
+	// +listMapKey=sink
+	Sinks []SinkStatus `json:"sinks,omitempty"`
+}
+
+// DeploymentRecord is one record key (logical environment, physical environment, cluster, deployment name) of
+// the ledger.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dr;drec,categories=deployment-tracker
+// +kubebuilder:printcolumn:name="Deployment",type=string,JSONPath=`.spec.deploymentName`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.spec.status`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.spec.version`
+// +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.spec.digest`,priority=1
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type DeploymentRecord struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   DeploymentRecordSpec   `json:"spec"`
+	Status DeploymentRecordStatus `json:"status,omitempty"`
+}
+
+// DeploymentRecordList is a list of DeploymentRecords.
+//
+// +kubebuilder:object:root=true
+type DeploymentRecordList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DeploymentRecord `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DeploymentRecord{}, &DeploymentRecordList{})
+}

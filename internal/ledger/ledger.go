@@ -1,0 +1,254 @@
+// Package ledger keeps the tracker's records durable in the cluster, as DeploymentRecord objects in the
+// tracker's namespace: the spec is the record as it must be at the sinks, the status what each sink accepted.
+// After a restart or a leader change the tracker resumes from it: what is synced is not posted again, what is
+// not is, and workloads that went away meanwhile are decommissioned.
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
+	"github.com/deployment-tracker/deployment-tracker/internal/record"
+)
+
+// SinkGitHub names the GitHub sink in the status.
+const SinkGitHub = "github"
+
+// Meta is what the ledger keeps about a record besides the record itself.
+type Meta struct {
+	Workload   v1alpha1.Workload
+	Container  string
+	PodStarted time.Time
+	Source     string
+}
+
+// Entry is one record of the ledger.
+type Entry struct {
+	// Want is the record as it must be at the sink (spec).
+	Want record.Record
+	Meta Meta
+	// Have is what the sink accepted last, if anything (status); Synced reports Have == Want.
+	Have   *record.Record
+	Synced bool
+}
+
+// Ledger reads and writes DeploymentRecords in one namespace.
+type Ledger struct {
+	// Client writes; Reader reads without a cache (the ledger is read once at start and before each write).
+	Client    client.Client
+	Reader    client.Reader
+	Namespace string
+	// Sink is the name of the sink whose status this ledger keeps (SinkGitHub).
+	Sink string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (l *Ledger) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
+}
+
+// Name is the object name of a record key: the key's parts can hold any character and any length, so the
+// name is a hash of them.
+func Name(k record.Key) string {
+	h := sha256.New()
+	for _, p := range []string{k.LogicalEnvironment, k.PhysicalEnvironment, k.Cluster, k.DeploymentName} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return "dr-" + hex.EncodeToString(h.Sum(nil))[:24]
+}
+
+// ErrOlder is returned by Put when the ledger already holds a deployed record decided by a newer pod.
+var ErrOlder = errors.New("the ledger holds a record decided by a newer pod")
+
+// Put makes r the desired record of its key. A deployed record decided by a pod that started before the one
+// that decided the current spec does not replace it (ErrOlder): an older digest never overwrites a newer one.
+func (l *Ledger) Put(ctx context.Context, r record.Record, m Meta) error {
+	name := types.NamespacedName{Namespace: l.Namespace, Name: Name(r.Key())}
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		var dr v1alpha1.DeploymentRecord
+		err := l.Reader.Get(ctx, name, &dr)
+		if apierrors.IsNotFound(err) {
+			dr = v1alpha1.DeploymentRecord{ObjectMeta: metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name}}
+			dr.Spec = spec(r, m, l.now(), nil)
+			if err := l.Client.Create(ctx, &dr); err != nil {
+				return fmt.Errorf("creating ledger record %s: %w", name.Name, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading ledger record %s: %w", name.Name, err)
+		}
+		cur := dr.Spec
+		if r.Status == record.StatusDeployed && cur.Status == v1alpha1.StatusDeployed && cur.Digest != r.Digest &&
+			cur.PodStarted != nil && !m.PodStarted.IsZero() && m.PodStarted.Before(cur.PodStarted.Time) {
+			return fmt.Errorf("%s: %s started %s, the current digest's pod %s: %w",
+				r.DeploymentName, r.Digest, m.PodStarted.Format(time.RFC3339), cur.PodStarted.Format(time.RFC3339), ErrOlder)
+		}
+		next := spec(r, m, l.now(), &cur)
+		if equalSpec(cur, next) {
+			return nil
+		}
+		dr.Spec = next
+		if err := l.Client.Update(ctx, &dr); err != nil {
+			return fmt.Errorf("updating ledger record %s: %w", name.Name, err)
+		}
+		return nil
+	})
+}
+
+// Delivered records that the sink accepted r.
+func (l *Ledger) Delivered(ctx context.Context, r record.Record) error {
+	return l.status(ctx, r, func(dr *v1alpha1.DeploymentRecord, s *v1alpha1.SinkStatus) {
+		now := metav1.NewTime(l.now())
+		s.Digest, s.Status = r.Digest, string(r.Status)
+		s.Attempts, s.LastError, s.NextRetry, s.LastSynced = 0, "", nil, &now
+		if matches(dr.Spec, r) {
+			s.ObservedGeneration = dr.Generation
+		}
+	})
+}
+
+// Failed records a failed post of r: the error, the attempts so far and when the next one is due (zero: not
+// retried).
+func (l *Ledger) Failed(ctx context.Context, r record.Record, postErr error, attempts int, next time.Time) error {
+	return l.status(ctx, r, func(_ *v1alpha1.DeploymentRecord, s *v1alpha1.SinkStatus) {
+		s.Attempts = int32(min(attempts, 1<<30))
+		s.LastError = truncate(postErr.Error(), 1024)
+		s.NextRetry = nil
+		if !next.IsZero() {
+			t := metav1.NewTime(next)
+			s.NextRetry = &t
+		}
+	})
+}
+
+func (l *Ledger) status(ctx context.Context, r record.Record, change func(*v1alpha1.DeploymentRecord, *v1alpha1.SinkStatus)) error {
+	name := types.NamespacedName{Namespace: l.Namespace, Name: Name(r.Key())}
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		var dr v1alpha1.DeploymentRecord
+		if err := l.Reader.Get(ctx, name, &dr); err != nil {
+			return fmt.Errorf("reading ledger record %s: %w", name.Name, err)
+		}
+		i := slices.IndexFunc(dr.Status.Sinks, func(s v1alpha1.SinkStatus) bool { return s.Sink == l.Sink })
+		if i < 0 {
+			dr.Status.Sinks = append(dr.Status.Sinks, v1alpha1.SinkStatus{Sink: l.Sink})
+			i = len(dr.Status.Sinks) - 1
+		}
+		change(&dr, &dr.Status.Sinks[i])
+		setSynced(&dr, l.now())
+		if err := l.Client.Status().Update(ctx, &dr); err != nil {
+			return fmt.Errorf("updating the status of ledger record %s: %w", name.Name, err)
+		}
+		return nil
+	})
+}
+
+// List returns every record of the ledger.
+func (l *Ledger) List(ctx context.Context) ([]Entry, error) {
+	var list v1alpha1.DeploymentRecordList
+	if err := l.Reader.List(ctx, &list, client.InNamespace(l.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing the ledger: %w", err)
+	}
+	out := make([]Entry, 0, len(list.Items))
+	for i := range list.Items {
+		dr := &list.Items[i]
+		e := Entry{Want: recordOf(dr.Spec), Meta: Meta{Workload: dr.Spec.Workload, Container: dr.Spec.Container, Source: dr.Spec.Source}}
+		if dr.Spec.PodStarted != nil {
+			e.Meta.PodStarted = dr.Spec.PodStarted.Time
+		}
+		for _, s := range dr.Status.Sinks {
+			if s.Sink == l.Sink && s.Digest != "" {
+				have := e.Want
+				have.Digest, have.Status = s.Digest, record.Status(s.Status)
+				e.Have = &have
+				e.Synced = s.ObservedGeneration == dr.Generation && matches(dr.Spec, have)
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// setSynced sets the Synced condition from the sink statuses.
+func setSynced(dr *v1alpha1.DeploymentRecord, now time.Time) {
+	c := metav1.Condition{Type: v1alpha1.ConditionSynced, Status: metav1.ConditionTrue, Reason: "Accepted",
+		Message: "every sink accepted the record", ObservedGeneration: dr.Generation, LastTransitionTime: metav1.NewTime(now)}
+	for _, s := range dr.Status.Sinks {
+		switch {
+		case s.LastError != "":
+			c.Status, c.Reason, c.Message = metav1.ConditionFalse, "PostFailed", s.Sink+": "+s.LastError
+		case s.ObservedGeneration != dr.Generation:
+			c.Status, c.Reason, c.Message = metav1.ConditionFalse, "Pending", s.Sink+": not accepted yet"
+		}
+	}
+	meta.SetStatusCondition(&dr.Status.Conditions, c)
+	dr.Status.ObservedGeneration = dr.Generation
+}
+
+func spec(r record.Record, m Meta, now time.Time, cur *v1alpha1.DeploymentRecordSpec) v1alpha1.DeploymentRecordSpec {
+	s := v1alpha1.DeploymentRecordSpec{
+		Name: r.Name, Digest: r.Digest, Version: r.Version, Status: string(r.Status),
+		LogicalEnvironment: r.LogicalEnvironment, PhysicalEnvironment: r.PhysicalEnvironment, Cluster: r.Cluster,
+		DeploymentName: r.DeploymentName, Tags: r.Tags, RuntimeRisks: r.RuntimeRisks, GitHubRepository: r.GitHubRepository,
+		Workload: m.Workload, Container: m.Container, FirstSeen: metav1.NewTime(now.Truncate(time.Second)), Source: m.Source,
+	}
+	if s.Source == "" {
+		s.Source = v1alpha1.SourceInformer
+	}
+	if !m.PodStarted.IsZero() {
+		t := metav1.NewTime(m.PodStarted.Truncate(time.Second))
+		s.PodStarted = &t
+	}
+	if cur != nil {
+		if cur.Digest == s.Digest {
+			s.FirstSeen, s.Source = cur.FirstSeen, cur.Source
+		}
+		if s.PodStarted == nil || r.Status == record.StatusDecommissioned {
+			s.PodStarted = cur.PodStarted
+		}
+	}
+	return s
+}
+
+func recordOf(s v1alpha1.DeploymentRecordSpec) record.Record {
+	return record.Record{
+		Name: s.Name, Digest: s.Digest, Version: s.Version, Status: record.Status(s.Status),
+		LogicalEnvironment: s.LogicalEnvironment, PhysicalEnvironment: s.PhysicalEnvironment, Cluster: s.Cluster,
+		DeploymentName: s.DeploymentName, Tags: s.Tags, RuntimeRisks: s.RuntimeRisks, GitHubRepository: s.GitHubRepository,
+	}
+}
+
+// matches reports whether r is the record s describes.
+func matches(s v1alpha1.DeploymentRecordSpec, r record.Record) bool {
+	return record.Equal(recordOf(s), r)
+}
+
+func equalSpec(a, b v1alpha1.DeploymentRecordSpec) bool {
+	return record.Equal(recordOf(a), recordOf(b)) && a.Workload == b.Workload && a.Container == b.Container &&
+		a.Source == b.Source && a.FirstSeen.Equal(&b.FirstSeen) && a.PodStarted.Equal(b.PodStarted)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
