@@ -356,4 +356,3 @@ func tags(r record.Record) string {
 }
 
 func ptrTo[T any](v T) *T { return &v }
-

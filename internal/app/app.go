@@ -24,8 +24,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	cfgpkg "github.com/deployment-tracker/deployment-tracker/internal/config"
 	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
+	cfgpkg "github.com/deployment-tracker/deployment-tracker/internal/config"
 	"github.com/deployment-tracker/deployment-tracker/internal/dispatch"
 	"github.com/deployment-tracker/deployment-tracker/internal/ledger"
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"

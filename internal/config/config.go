@@ -38,8 +38,8 @@ type Config struct {
 	LeaderElectionNamespace string
 
 	// Durable ledger: the namespace of the DeploymentRecord objects; empty keeps records in memory only.
-	LedgerNamespace string
-	LeaderElectionID        string
+	LedgerNamespace  string
+	LeaderElectionID string
 
 	// Delivery.
 	Workers            int
