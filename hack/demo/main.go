@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -30,15 +31,19 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/deployment-tracker/deployment-tracker/deploy"
+	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
 	"github.com/deployment-tracker/deployment-tracker/internal/app"
 	"github.com/deployment-tracker/deployment-tracker/internal/config"
 	"github.com/deployment-tracker/deployment-tracker/internal/githubtest"
@@ -90,7 +95,14 @@ func run(ctx context.Context, keep, verbose bool) error {
 	if err != nil {
 		return err
 	}
-	env, err := testenv.Start(ctx, testenv.Options{Webhooks: &envtest.WebhookInstallOptions{
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	env, err := testenv.Start(ctx, testenv.Options{Scheme: scheme, Webhooks: &envtest.WebhookInstallOptions{
 		ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{vwc},
 	}})
 	if errors.Is(err, testenv.ErrBinariesMissing) {
@@ -134,6 +146,9 @@ func run(ctx context.Context, keep, verbose bool) error {
 		len(d.gh.Accepted()), d.gh.Calls(),
 		testutil.ToFloat64(m.Admission.WithLabelValues("CREATE", "observed"))+testutil.ToFloat64(m.Admission.WithLabelValues("DELETE", "observed")),
 		testutil.ToFloat64(m.PodsFirstSeen.WithLabelValues("webhook")), testutil.ToFloat64(m.PodsFirstSeen.WithLabelValues("informer")))
+	if err := d.printLedger(ctx); err != nil {
+		return err
+	}
 	if keep {
 		d.say("still running; try: kubectl --kubeconfig %s create deployment hello --image=ghcr.io/octo-org/hello:1 — Ctrl-C stops", env.KubeconfigPath)
 		<-ctx.Done()
@@ -283,7 +298,7 @@ func applyRBAC(ctx context.Context, env *testenv.Env) error {
 	}
 	for _, o := range objs {
 		switch o.GetKind() {
-		case "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+		case "Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
 			if err := env.Client.Patch(ctx, o, client.Apply, client.FieldOwner("demo"), client.ForceOwnership); err != nil {
 				return fmt.Errorf("applying %s %s: %w", o.GetKind(), o.GetName(), err)
 			}
@@ -307,6 +322,7 @@ func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, 
 	cfg, err := config.Parse(flag.NewFlagSet("tracker", flag.ContinueOnError), []string{
 		"-webhook-host=" + wo.Host, "-webhook-port=" + strconv.Itoa(wo.Port), "-cert-dir=" + wo.CertDir,
 		"-exclude-namespaces=deployment-tracker,kube-system", "-metrics-port=0", "-shutdown-timeout=5s",
+		"-ledger-namespace=deployment-tracker",
 	}, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 	if err != nil {
 		return nil, err
@@ -339,6 +355,25 @@ func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, 
 func (t *tracker) stop() error {
 	t.cancel()
 	return <-t.done
+}
+
+// printLedger shows the ledger as kubectl get deploymentrecords -n deployment-tracker would.
+func (d *demo) printLedger(ctx context.Context) error {
+	var list v1alpha1.DeploymentRecordList
+	if err := d.env.Client.List(ctx, &list, client.InNamespace("deployment-tracker")); err != nil {
+		return fmt.Errorf("reading the ledger: %w", err)
+	}
+	d.say("the ledger (kubectl get deploymentrecords -n deployment-tracker):")
+	w := tabwriter.NewWriter(d.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  NAME\tDEPLOYMENT\tSTATUS\tVERSION\tSYNCED\tSOURCE")
+	for _, r := range list.Items {
+		synced := "False"
+		if meta.IsStatusConditionTrue(r.Status.Conditions, v1alpha1.ConditionSynced) {
+			synced = "True"
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Spec.DeploymentName, r.Spec.Status, r.Spec.Version, synced, r.Spec.Source)
+	}
+	return w.Flush()
 }
 
 func short(digest string) string {
