@@ -27,6 +27,10 @@ type trackerSettings struct {
 	webhookPort int
 	// leaderElection runs the instance as one of several replicas, with short lease times.
 	leaderElection bool
+	// namespace limits the instance to one namespace.
+	namespace string
+	// certDir overrides where the webhook's certificate is read from.
+	certDir string
 }
 
 // instance is a tracker running in this process, configured through config.Parse like the binary.
@@ -42,11 +46,18 @@ func startTracker(ctx context.Context, s trackerSettings) (*instance, error) {
 	if s.webhookPort != 0 {
 		wo.Port = s.webhookPort
 	}
+	if s.certDir != "" {
+		wo.CertDir = s.certDir
+	}
+	scope := "-exclude-namespaces=" + trackerNamespace + ",kube-system"
+	if s.namespace != "" {
+		scope = "-namespace=" + s.namespace
+	}
 	args := append([]string{
 		"-webhook-host=" + wo.Host,
 		"-webhook-port=" + strconv.Itoa(wo.Port),
 		"-cert-dir=" + wo.CertDir,
-		"-exclude-namespaces=" + trackerNamespace + ",kube-system",
+		scope,
 		"-github-requests-per-minute=0",
 		"-github-requests-per-hour=0",
 		"-metrics-port=0",
