@@ -83,6 +83,7 @@ type Server struct {
 	tokenFaults []pending            // for the access token endpoint
 	delay       time.Duration
 	unknown     []artifact
+	cluster     clusterState  // the cluster endpoints (cluster.go)
 	changed     chan struct{} // closed and replaced whenever the record endpoint answers
 	closed      chan struct{}
 	closeOnce   sync.Once
@@ -132,6 +133,9 @@ func New(opts Options) (*Server, error) {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc(opts.PathPrefix+"/orgs/{org}/artifacts/metadata/deployment-record", s.handleRecord)
+	mux.HandleFunc(opts.PathPrefix+"/orgs/{org}/artifacts/metadata/deployment-record/cluster/{cluster}", s.handleClusterSet)
+	mux.HandleFunc(opts.PathPrefix+"/orgs/{org}/artifacts/metadata/deployment-record/cluster/{cluster}/jobs", s.handleClusterJobs)
+	mux.HandleFunc(opts.PathPrefix+"/orgs/{org}/artifacts/metadata/deployment-record/cluster/{cluster}/jobs/{job_id}", s.handleClusterJob)
 	mux.HandleFunc(opts.PathPrefix+"/app/installations/{installation_id}/access_tokens", s.handleAccessToken)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest")

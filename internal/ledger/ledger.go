@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -104,14 +106,33 @@ func (l *Ledger) Put(ctx context.Context, r record.Record, m Meta) error {
 		}
 		next := spec(r, m, l.now(), &cur)
 		if equalSpec(cur, next) {
-			return nil
+			return l.refreshSynced(ctx, &dr)
 		}
 		dr.Spec = next
 		if err := l.Client.Update(ctx, &dr); err != nil {
 			return fmt.Errorf("updating ledger record %s: %w", name.Name, err)
 		}
-		return nil
+		return l.refreshSynced(ctx, &dr)
 	})
+}
+
+// refreshSynced brings the Synced condition of dr up to date with its spec, when it is not: a new spec is not
+// accepted by any sink yet, and `kubectl get` must not show it synced meanwhile. A record no sink reported on
+// has no condition yet, which shows it is not synced; it is not written. A conflict is not an error: the
+// status was written since, and every status write computes the condition from the spec it read.
+func (l *Ledger) refreshSynced(ctx context.Context, dr *v1alpha1.DeploymentRecord) error {
+	if meta.FindStatusCondition(dr.Status.Conditions, v1alpha1.ConditionSynced) == nil {
+		return nil
+	}
+	before := dr.Status.DeepCopy()
+	setSynced(dr, l.now())
+	if equality.Semantic.DeepEqual(before, &dr.Status) {
+		return nil
+	}
+	if err := l.Client.Status().Update(ctx, dr); err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("updating the status of ledger record %s: %w", dr.Name, err)
+	}
+	return nil
 }
 
 // Delivered records that the sink accepted r.
@@ -187,16 +208,23 @@ func (l *Ledger) List(ctx context.Context) ([]Entry, error) {
 	return out, nil
 }
 
-// setSynced sets the Synced condition from the sink statuses.
+// setSynced sets the Synced condition from the sink statuses. A sink has accepted the spec when it accepted its
+// generation and holds its digest and status: the generation alone would do on an API server, but a client
+// that does not maintain metadata.generation (controller-runtime's fake) would show a new digest synced.
 func setSynced(dr *v1alpha1.DeploymentRecord, now time.Time) {
 	c := metav1.Condition{Type: v1alpha1.ConditionSynced, Status: metav1.ConditionTrue, Reason: "Accepted",
 		Message: "every sink accepted the record", ObservedGeneration: dr.Generation, LastTransitionTime: metav1.NewTime(now)}
+	if len(dr.Status.Sinks) == 0 {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "Pending", "no sink accepted the record yet"
+	}
 	for _, s := range dr.Status.Sinks {
 		switch {
 		case s.LastError != "":
 			c.Status, c.Reason, c.Message = metav1.ConditionFalse, "PostFailed", s.Sink+": "+s.LastError
-		case s.ObservedGeneration != dr.Generation:
-			c.Status, c.Reason, c.Message = metav1.ConditionFalse, "Pending", s.Sink+": not accepted yet"
+		case s.ObservedGeneration != dr.Generation || s.Digest != dr.Spec.Digest || s.Status != dr.Spec.Status:
+			if c.Reason != "PostFailed" {
+				c.Status, c.Reason, c.Message = metav1.ConditionFalse, "Pending", s.Sink+": not accepted yet"
+			}
 		}
 	}
 	meta.SetStatusCondition(&dr.Status.Conditions, c)
@@ -246,9 +274,13 @@ func equalSpec(a, b v1alpha1.DeploymentRecordSpec) bool {
 		a.Source == b.Source && a.FirstSeen.Equal(&b.FirstSeen) && a.PodStarted.Equal(b.PodStarted)
 }
 
+// truncate cuts s to at most n bytes, on a character boundary: the API server stores valid UTF-8 only.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

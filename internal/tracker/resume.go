@@ -91,7 +91,10 @@ func (t *Tracker) resume(ctx context.Context) error {
 	adopted := map[owner.Workload]bool{}
 	unsynced := 0
 	for _, e := range entries {
-		if e.Have != nil && t.cfg.Seeder != nil {
+		// The ledger keeps only the digest and status the sink accepted, Have the rest from the spec: when a
+		// change of another field (tags) is not synced, Have equals Want, and seeding it would make the
+		// dispatcher drop the Desire below as already delivered.
+		if e.Have != nil && t.cfg.Seeder != nil && (e.Synced || !record.Equal(*e.Have, e.Want)) {
 			t.cfg.Seeder.Seed(*e.Have)
 		}
 		if !e.Synced {
@@ -123,7 +126,11 @@ func (t *Tracker) resume(ctx context.Context) error {
 			if err = t.recompute(ctx, w); err == nil {
 				break
 			}
-			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("deciding the records of workload %v from the ledger: %w", w, ctx.Err())
+			case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+			}
 		}
 		if err != nil {
 			log.Error(err, "Cannot decide the records of a workload from the ledger", "workload", w)
