@@ -17,6 +17,20 @@ type Sink interface {
 	Post(ctx context.Context, r record.Record) error
 }
 
+// ClusterSink is a Sink that can also deliver many records in a few bulk requests, for example the first sync of
+// a cluster whose ledger is empty. Callers find it with a type assertion and deliver with Post what PostCluster
+// did not.
+type ClusterSink interface {
+	Sink
+	// PostCluster delivers recs and returns one result per record, in order, always len(recs) of them:
+	// results[i] is nil when record i was delivered, else why not, classified like an error of Post (Classify).
+	// err is non-nil when a bulk request failed (classified too); the records it carried and the records not
+	// sent after it then have results wrapping err. A record with a non-nil result may be delivered again with
+	// Post: delivery is an upsert. Like Post, PostCluster never retries a request; it must be safe for concurrent
+	// use.
+	PostCluster(ctx context.Context, recs []record.Record) (results []error, err error)
+}
+
 // PermanentError is a failure that retrying cannot fix (a 4xx other than 408/429 or a rate-limited 403).
 type PermanentError struct {
 	StatusCode int
