@@ -163,7 +163,13 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 	} else {
 		log.Info("No ledger: what was delivered is kept in memory only, and posted again after a restart")
 	}
+	var t *tracker.Tracker // set below; the dispatcher asks it when it starts
+	var firstSync func(ctx context.Context) (bool, error)
+	if led != nil {
+		firstSync = func(ctx context.Context) (bool, error) { return t.FirstSync(ctx) }
+	}
 	d, err := dispatch.New(dispatch.Config{
+		FirstSync:          firstSync,
 		Reporter:           reporter,
 		Sink:               s,
 		Workers:            c.Workers,
@@ -197,7 +203,7 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 	if led != nil {
 		tc.Ledger = led
 	}
-	t, err := tracker.New(tc)
+	t, err = tracker.New(tc)
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,11 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Log is the logger; default: discard.
 	Log logr.Logger
+	// FirstSync, if set, is called before the workers start; it waits until the records of the cluster are
+	// decided (the tracker has resumed) and reports whether this is the first sync of the cluster (its ledger
+	// was empty). If so, and the sink is a sink.ClusterSink, every pending record is delivered with a few bulk
+	// requests, and only what they did not deliver is posted one by one.
+	FirstSync func(ctx context.Context) (bool, error)
 	// Reporter, if set, is told the outcome of every post (the ledger records it). It is called on the
 	// worker while the key is still held, so that outcomes of one key are reported in order.
 	Reporter Reporter
@@ -210,6 +215,15 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	// the drain deadline passes.
 	postCtx, cancelPosts := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelPosts()
+	if d.cfg.FirstSync != nil {
+		first, err := d.cfg.FirstSync(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.cfg.Log.Error(err, "Cannot tell whether this is the first sync; posting records one by one")
+		}
+		if cs, ok := d.cfg.Sink.(sink.ClusterSink); ok && first && ctx.Err() == nil {
+			d.bulk(postCtx, cs)
+		}
+	}
 	var wg sync.WaitGroup
 	for range d.cfg.Workers {
 		wg.Go(func() {
@@ -474,6 +488,53 @@ func (d *Dispatcher) count(f func(*metrics.Metrics)) {
 	if d.cfg.Metrics != nil {
 		f(d.cfg.Metrics)
 	}
+}
+
+// bulk delivers every pending deployed record with the sink's bulk requests, before the workers start. What it
+// does not deliver stays pending (and queued) for the workers to post one by one; a bulk failure never stops
+// the tracker.
+func (d *Dispatcher) bulk(ctx context.Context, cs sink.ClusterSink) {
+	d.mu.Lock()
+	var recs []record.Record
+	var keys []record.Key
+	for k, pend := range d.pending {
+		if len(pend) > 0 && pend[0].rec.Status == record.StatusDeployed {
+			recs = append(recs, pend[0].rec)
+			keys = append(keys, k)
+		}
+	}
+	d.mu.Unlock()
+	if len(recs) == 0 {
+		return
+	}
+	log := d.cfg.Log.WithValues("records", len(recs))
+	log.Info("First sync of the cluster: delivering in bulk")
+	start := d.cfg.Now()
+	results, err := cs.PostCluster(ctx, recs)
+	if err != nil {
+		log.Error(err, "Bulk delivery failed; the records not delivered are posted one by one")
+		var ra *sink.RetryAfterError
+		if errors.As(err, &ra) {
+			d.mu.Lock()
+			if ra.At.After(d.pauseTill) {
+				d.pauseTill = ra.At
+			}
+			d.mu.Unlock()
+		}
+	}
+	delivered := 0
+	for i, r := range recs {
+		if i < len(results) && results[i] == nil {
+			delivered++
+			d.report(func(rep Reporter) { rep.Delivered(ctx, r) })
+			d.mu.Lock()
+			d.delivered[keys[i]] = r
+			d.dropFirst(keys[i], r)
+			d.mu.Unlock()
+			d.count(func(m *metrics.Metrics) { m.PostOK.Inc() })
+		}
+	}
+	log.Info("Bulk delivery done", "delivered", delivered, "left", len(recs)-delivered, "took", d.cfg.Now().Sub(start))
 }
 
 // backoff is the delay the queue's rate limiter applies after n failures.

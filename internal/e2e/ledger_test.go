@@ -242,3 +242,35 @@ func settle(t *testing.T, keep string) {
 		return idle
 	})
 }
+
+// TestFirstSyncIsBulk: a tracker that starts with an empty ledger in a cluster that already runs workloads
+// delivers them with one bulk request, not one call per container.
+func TestFirstSyncIsBulk(t *testing.T) {
+	ns := newNamespace(t)
+	settle(t, ns)
+	before, calls := gh.ClusterStats(), gh.Calls()
+	restart(t, func() {
+		if err := env.Client.DeleteAllOf(context.Background(), &v1alpha1.DeploymentRecord{}, client.InNamespace(trackerNamespace)); err != nil {
+			t.Fatalf("emptying the ledger: %v", err)
+		}
+		for i := range 3 {
+			name := fmt.Sprintf("svc%d", i)
+			mustCreate(t, deployment(ns, name, 2, container("app", "ghcr.io/octo-org/"+name+":1"), container("proxy", "ghcr.io/octo-org/proxy:7")))
+			waitRunning(t, ns, map[string]string{"app": name}, 2)
+		}
+	})
+	rs := waitCount(t, ns, 6)
+	for _, r := range rs {
+		if r.Status != record.StatusDeployed {
+			t.Errorf("record %+v, want deployed", r)
+		}
+	}
+	after := gh.ClusterStats()
+	if after.Sets-before.Sets != 1 || gh.Calls() != calls {
+		t.Errorf("%d bulk requests and %d single posts, want 1 and 0", after.Sets-before.Sets, gh.Calls()-calls)
+	}
+	waitFor(t, "the ledger to be synced", func() bool {
+		dr, err := ledgerRecord(t, ns+"/svc0/app")
+		return err == nil && synced(dr)
+	})
+}

@@ -87,6 +87,7 @@ func (t *Tracker) resume(ctx context.Context) error {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.firstSync = len(entries) == 0
 	now := t.cfg.Now()
 	adopted := map[owner.Workload]bool{}
 	unsynced := 0
@@ -168,4 +169,17 @@ func toLedger(w owner.Workload) v1alpha1.Workload {
 
 func fromLedger(w v1alpha1.Workload) owner.Workload {
 	return owner.Workload{Group: w.Group, Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+}
+
+// FirstSync waits until the tracker has resumed (it leads, and every live pod has been decided) and reports
+// whether the ledger was empty: the first sync of this cluster, which the dispatcher delivers in bulk.
+func (t *Tracker) FirstSync(ctx context.Context) (bool, error) {
+	select {
+	case <-t.ready:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.firstSync && t.cfg.Ledger != nil, nil
 }

@@ -86,6 +86,7 @@ type Tracker struct {
 
 	ready     chan struct{} // closed once resumed from the ledger; Reconcile waits for it
 	readyOnce sync.Once
+	firstSync bool // the ledger was empty at Start: the first sync of this cluster
 
 	mu        sync.Mutex
 	workloads map[owner.Workload]*workloadState
