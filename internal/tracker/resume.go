@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
 	"github.com/deployment-tracker/deployment-tracker/internal/ledger"
@@ -134,7 +135,12 @@ func (t *Tracker) resume(ctx context.Context) error {
 			}
 		}
 		if err != nil {
-			log.Error(err, "Cannot decide the records of a workload from the ledger", "workload", w)
+			log.Error(err, "Cannot decide the records of a workload from the ledger yet; the controller retries it", "workload", w)
+			select {
+			case t.retry <- event.TypedGenericEvent[owner.Workload]{Object: w}:
+			default:
+				log.Error(nil, "Retry buffer full; the workload is decided at its next pod event", "workload", w)
+			}
 		}
 	}
 	log.Info("Resumed from the ledger", "records", len(entries), "unsynced", unsynced, "workloads", len(adopted), "pods", len(pods.Items))

@@ -45,6 +45,11 @@ func (t *Tracker) SetupWithManager(mgr manager.Manager, skipNameValidation bool)
 				t.admit(e.Object)
 				q.Add(Request{Pod: types.NamespacedName{Namespace: e.Object.Namespace, Name: e.Object.Name}})
 			},
+		})).
+		WatchesRawSource(source.TypedChannel(t.retry, handler.TypedFuncs[owner.Workload, Request]{
+			GenericFunc: func(_ context.Context, e event.TypedGenericEvent[owner.Workload], q queue) {
+				q.AddRateLimited(Request{Workload: e.Object})
+			},
 		}))
 	for _, gvk := range owner.WorkloadKinds {
 		obj := &metav1.PartialObjectMetadata{}

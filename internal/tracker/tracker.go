@@ -86,7 +86,8 @@ type Tracker struct {
 
 	ready     chan struct{} // closed once resumed from the ledger; Reconcile waits for it
 	readyOnce sync.Once
-	firstSync bool // the ledger was empty at Start: the first sync of this cluster
+	firstSync bool                                         // the ledger was empty at Start: the first sync of this cluster
+	retry     chan event.TypedGenericEvent[owner.Workload] // workloads resume could not decide, for the controller
 
 	mu        sync.Mutex
 	workloads map[owner.Workload]*workloadState
@@ -152,6 +153,7 @@ func New(cfg Config) (*Tracker, error) {
 		pods:       map[types.NamespacedName]owner.Workload{},
 		attempts:   map[types.NamespacedName]int{},
 		ready:      make(chan struct{}),
+		retry:      make(chan event.TypedGenericEvent[owner.Workload], 1024),
 	}
 	if cfg.Ledger == nil {
 		t.readyOnce.Do(func() { close(t.ready) }) // nothing to resume from
