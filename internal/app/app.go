@@ -4,8 +4,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
@@ -221,6 +223,9 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return nil, fmt.Errorf("adding the readiness check: %w", err)
 	}
+	if err := mgr.AddReadyzCheck("informers", informersSynced(mgr.GetCache())); err != nil {
+		return nil, fmt.Errorf("adding the readiness check: %w", err)
+	}
 	return &App{Manager: mgr, Tracker: t, Dispatcher: d, Metrics: m}, nil
 }
 
@@ -264,5 +269,17 @@ func (r ledgerReporter) Delivered(ctx context.Context, rec record.Record) {
 func (r ledgerReporter) Failed(ctx context.Context, rec record.Record, postErr error, attempts int, next time.Time) {
 	if err := r.l.Failed(ctx, rec, postErr, attempts, next); err != nil {
 		r.log.Error(err, "Cannot record a failed post in the ledger", "deploymentName", rec.DeploymentName)
+	}
+}
+
+// informersSynced is ready once the pod and owner informers have synced.
+func informersSynced(c cache.Cache) healthz.Checker {
+	return func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), 100*time.Millisecond)
+		defer cancel()
+		if !c.WaitForCacheSync(ctx) {
+			return errors.New("informers not synced yet")
+		}
+		return nil
 	}
 }

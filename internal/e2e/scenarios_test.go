@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/deployment-tracker/deployment-tracker/deploy"
+	"github.com/deployment-tracker/deployment-tracker/internal/githubtest"
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
 	"github.com/deployment-tracker/deployment-tracker/webhook"
 
@@ -272,6 +273,88 @@ func waitWebhookReached(t *testing.T, ns string, reached bool) {
 		case <-ctx.Done():
 			t.Fatalf("the API server did not pick up the webhook change (reached=%t)", reached)
 		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// TestCronJobJob: the pods of a Job created by a CronJob are recorded under the CronJob's name. The Job is
+// created the way the CronJob controller creates it (controller owner reference), without waiting for a
+// schedule.
+func TestCronJobJob(t *testing.T) {
+	ns := newNamespace(t)
+	image := "ghcr.io/octo-org/report:5"
+	tpl := podTemplate(nil, container("report", image))
+	tpl.Spec.RestartPolicy = corev1.RestartPolicyNever
+	cj := &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly"},
+		Spec: batchv1.CronJobSpec{Schedule: "0 3 * * *", Suspend: ptr.To(true),
+			JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: tpl}}},
+	}
+	mustCreate(t, cj)
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "nightly-29000000",
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "CronJob", Name: cj.Name, UID: cj.UID,
+				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}},
+		Spec: batchv1.JobSpec{Template: tpl},
+	}
+	mustCreate(t, job)
+	rs := waitCount(t, ns, 1)
+	if diff := cmp.Diff(want(ns, "nightly", "report", "ghcr.io/octo-org/report", digestOf(t, image), "5", record.StatusDeployed), rs[0]); diff != "" {
+		t.Errorf("record (-want +got):\n%s", diff)
+	}
+	mustDelete(t, job) // a finished run goes away: the CronJob still runs the container
+	stayCount(t, ns, 1)
+	mustDelete(t, cj)
+	rs = waitCount(t, ns, 2)
+	if rs[1].Status != record.StatusDecommissioned || rs[1].DeploymentName != ns+"/nightly/report" {
+		t.Errorf("after deleting the CronJob: %+v", rs[1])
+	}
+}
+
+// TestNamespaceScoping: -namespace limits a tracker to one namespace; -exclude-namespaces (the shipped
+// kube-system and the tracker's own) are never recorded.
+func TestNamespaceScoping(t *testing.T) {
+	ctx := ctxFor(t)
+	inside, outside := newNamespace(t), newNamespace(t)
+	scoped, err := githubtest.New(githubtest.Options{Org: org, Tokens: []string{"scoped-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scoped.Close()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := startTracker(ctx, trackerSettings{
+		namespace: inside, webhookPort: port, args: []string{"-ledger-namespace=-"},
+		env: map[string]string{"BASE_URL": scoped.URL(), "API_TOKEN": "scoped-token", "GH_APP_ID": "", "GH_INSTALL_ID": "", "GH_APP_PRIV_KEY": ""},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := in.stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	for _, ns := range []string{inside, outside, "kube-system"} {
+		p := podTemplate(nil, container("main", "ghcr.io/octo-org/scoped:1"))
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "scoped-" + ns[:min(len(ns), 20)]}, Spec: p.Spec}
+		mustCreate(t, pod)
+		if ns == "kube-system" {
+			defer func() { _ = env.Client.Delete(context.Background(), pod) }()
+		}
+	}
+	waitCount(t, inside, 1)
+	waitCount(t, outside, 1)
+	if rs := recordsIn("kube-system"); len(rs) != 0 {
+		t.Errorf("kube-system recorded: %+v", rs)
+	}
+	waitFor(t, "the scoped tracker's record", func() bool { return len(scoped.Accepted()) >= 1 })
+	time.Sleep(quiet)
+	for _, r := range scoped.Accepted() {
+		if !strings.HasPrefix(r.DeploymentName, inside+"/") {
+			t.Errorf("the tracker scoped to %s recorded %s", inside, r.DeploymentName)
 		}
 	}
 }
