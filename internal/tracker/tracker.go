@@ -180,12 +180,19 @@ func (t *Tracker) Observe(a observation.Admission) bool {
 
 // admit stores a CREATE capture; called by the controller's channel source, one at a time.
 func (t *Tracker) admit(a observation.Admission) {
-	if a.Operation != observation.Create || a.UID == "" {
+	if a.UID == "" {
 		return
 	}
 	t.amu.Lock()
-	t.admissions[a.UID] = a
-	t.amu.Unlock()
+	defer t.amu.Unlock()
+	switch a.Operation {
+	case observation.Create:
+		t.admissions[a.UID] = a
+	case observation.Delete:
+		// The capture served its purpose once the pod ran (it is tracked then); a pod that never ran must not
+		// keep it until it expires.
+		delete(t.admissions, a.UID)
+	}
 }
 
 func (t *Tracker) admission(uid types.UID) (observation.Admission, bool) {

@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and writes docs/benchmarks.md (make bench): the in-process benchmarks of the webhook, the
+# dispatcher and the cache transform, then the end-to-end ones of internal/e2e against the local control plane
+# (make k8s-bin). BENCH_PODS, BENCH_MEMORY_PODS and BENCH_RECORD_PODS shorten a run; BENCH_OUT names another
+# output file. Takes about 5-10 minutes on 2 cores.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+# shellcheck source=versions.env
+source hack/versions.env
+
+export KUBEBUILDER_ASSETS="${KUBEBUILDER_ASSETS:-${XDG_CACHE_HOME:-$HOME/.cache}/deployment-tracker/k8s/$KUBERNETES_VERSION}"
+if [[ ! -x "$KUBEBUILDER_ASSETS/kube-apiserver" ]]; then
+  echo "bench: no control plane in $KUBEBUILDER_ASSETS; run make k8s-bin" >&2
+  exit 1
+fi
+out=${BENCH_OUT:-docs/benchmarks.md}
+admission_pods=${BENCH_PODS:-2000}
+record_pods=${BENCH_RECORD_PODS:-500}
+memory_pods=${BENCH_MEMORY_PODS:-1000,10000}
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+unit_cmd=(go test -run '^$' -bench . -benchmem ./webhook/ ./internal/dispatch/ ./internal/podwatch/)
+e2e_cmd=(go test -run '^$' -bench . -benchtime=1x -timeout 30m ./internal/e2e/)
+
+# shown prints a command as one would type it: the pattern ^$ quoted.
+shown() { local s="$*"; echo "${s//^\$/\'^\$\'}"; }
+
+echo "+ $(shown "${unit_cmd[@]}")"
+"${unit_cmd[@]}" | tee "$work/unit.out"
+
+# The end-to-end benchmarks run as e2e_cmd would, from a compiled test binary so that what the control plane's
+# client libraries log to stderr cannot split a result line.
+echo "+ $(shown "${e2e_cmd[@]}")"
+go test -c -o "$work/e2e.test" ./internal/e2e/
+if ! (cd internal/e2e && "$work/e2e.test" -test.run '^$' -test.bench . -test.benchtime 1x -test.timeout 30m \
+  2>"$work/e2e.err" | tee "$work/e2e.out"); then
+  echo "bench: the end-to-end benchmarks failed; their stderr:" >&2
+  tail -n 50 "$work/e2e.err" >&2
+  exit 1
+fi
+if ! grep -q '^BenchmarkAdmission' "$work/e2e.out"; then
+  echo "bench: the end-to-end benchmarks did not run:" >&2
+  cat "$work/e2e.err" >&2
+  exit 1
+fi
+
+# metrics prints "package<TAB>benchmark<TAB>unit<TAB>value" for every result of go test's output: the name
+# without its -GOMAXPROCS suffix, then each "value unit" pair after the iteration count.
+metrics() {
+  awk '
+    /^pkg: / { pkg = $2; sub(/.*\/deployment-tracker\//, "", pkg) }
+    /^Benchmark/ && NF >= 4 && $2 ~ /^[0-9]+$/ {
+      name = $1; sub(/-[0-9]+$/, "", name)
+      for (i = 3; i < NF; i += 2) printf "%s\t%s\t%s\t%s\n", pkg, name, $(i + 1), $i
+    }' "$@"
+}
+metrics "$work/unit.out" "$work/e2e.out" >"$work/metrics.tsv"
+
+# value BENCHMARK UNIT prints the last value reported for it, empty if none.
+value() { awk -F'\t' -v n="$1" -v u="$2" '$2 == n && $3 == u { v = $4 } END { print v }' "$work/metrics.tsv"; }
+# ratio A B prints A/B with two decimals, "n/a" when either is missing or B is zero.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'; }
+num() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "n/a"; else printf f "\n", v }'; }
+
+load_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+cpuid=$(sed -n 's/^cpu: *//p' "$work/unit.out" | head -n 1 | sed 's/ *$//')
+mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null || true)
+
+admission_row() {
+  local b=BenchmarkAdmission
+  echo "| $1 | $admission_pods | $(num "$(value $b "$1-p50-ms")" %.1f) | $(num "$(value $b "$1-p99-ms")" %.1f) | $(num "$(value $b "$1-max-ms")" %.1f) | $(num "$(value $b "$1-pods/s")" %.0f) |"
+}
+
+memory_rows() {
+  local pods strip none b
+  for pods in ${memory_pods//,/ }; do
+    strip=$(value "BenchmarkInformerMemory/pods=$pods/transform=strip" live-B/pod)
+    none=$(value "BenchmarkInformerMemory/pods=$pods/transform=none" live-B/pod)
+    for t in strip none; do
+      b="BenchmarkInformerMemory/pods=$pods/transform=$t"
+      local live goal="—"
+      live=$(value "$b" live-B/pod)
+      if [[ $t == strip && -n $live ]]; then
+        goal=$(awk -v v="$live" 'BEGIN { print (v <= 1024 ? "met" : "not met") }')
+      fi
+      echo "| $pods | $t | $(num "$live" %.0f) | $(num "$(value "$b" inuse-B/pod)" %.0f) | $(awk -v v="$live" 'BEGIN { if (v == "") print "n/a"; else printf "%.1f", v / 1024 }') | $goal |"
+    done
+    echo "| $pods | none ÷ strip | **×$(ratio "$none" "$strip")** | | | |"
+  done
+}
+
+rollout_rows() {
+  local r b
+  for r in 1 10 50; do
+    b="BenchmarkCallsPerRollout/replicas=$r"
+    echo "| $r | $(num "$(value "$b" records/op)" %.0f) | $(num "$(value "$b" calls/op)" %.0f) | $(num "$(value "$b" s/op)" %.1f) |"
+  done
+}
+
+# rollout_goal says whether every replica count cost the 3 records and 3 calls of one Deployment.
+rollout_goal() {
+  local r b
+  for r in 1 10 50; do
+    b="BenchmarkCallsPerRollout/replicas=$r"
+    if [[ $(num "$(value "$b" records/op)" %.0f) != 3 || $(num "$(value "$b" calls/op)" %.0f) != 3 ]]; then
+      echo "not met"
+      return
+    fi
+  done
+  echo "met"
+}
+
+# unit_rows prints one row per in-process benchmark; the webhook's are checked against the 200 µs goal.
+unit_rows() {
+  awk '
+    function human(ns) {
+      if (ns >= 1e6) return sprintf("%.1f ms", ns / 1e6)
+      if (ns >= 1e3) return sprintf("%.1f µs", ns / 1e3)
+      return sprintf("%.0f ns", ns)
+    }
+    /^pkg: / { pkg = $2; sub(/.*\/deployment-tracker\//, "", pkg) }
+    /^Benchmark/ && NF >= 4 && $2 ~ /^[0-9]+$/ {
+      name = $1; sub(/-[0-9]+$/, "", name)
+      ns = b = a = extra = ""
+      for (i = 3; i < NF; i += 2) {
+        if ($(i + 1) == "ns/op") ns = $i
+        else if ($(i + 1) == "B/op") b = $i
+        else if ($(i + 1) == "allocs/op") a = $i
+        else if ($(i + 1) != "MB/s") extra = extra (extra == "" ? "" : ", ") $i " " $(i + 1)
+      }
+      goal = "—"
+      if (pkg == "webhook") goal = (ns < 200000 ? "met" : "not met")
+      printf "| %s | %s | %s | %s | %s | %s | %s |\n", pkg, name, human(ns), b, a, (extra == "" ? "—" : extra), goal
+    }' "$work/unit.out"
+}
+
+rec=BenchmarkTimeToRecord
+
+mkdir -p "$(dirname "$out")"
+{
+  cat <<EOF
+# Benchmarks
+
+Written by \`make bench\` (hack/bench.sh); rerun it rather than editing this file. The figures come from one
+run on the machine below: compare runs on the same machine only. Nothing here fails on timing.
+
+## Machine
+
+| | |
+|---|---|
+| CPUs (nproc) | $(nproc) |
+| CPU | ${cpu:-unknown} (/proc/cpuinfo); ${cpuid:-unknown} (CPUID, as go test reports it) |
+| Memory | ${mem:-unknown} |
+| Go | $(go env GOVERSION) $(go env GOOS)/$(go env GOARCH) |
+| Control plane | Kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION, all on 127.0.0.1 (internal/testenv) |
+| Commit | $(git describe --tags --always --dirty 2>/dev/null || echo unknown) |
+| Date | $(date -u '+%Y-%m-%d %H:%M UTC') |
+| Load average (1, 5, 15 min) | $load_start before the run, $load_end after: anything else running on the machine shows here |
+
+## Reproduce
+
+\`\`\`sh
+make bench    # builds the control plane once (make k8s-bin), runs everything, writes this file
+# or the two steps it runs:
+$(shown "${unit_cmd[@]}")
+KUBEBUILDER_ASSETS=~/.cache/deployment-tracker/k8s/$KUBERNETES_VERSION \\
+  $(shown "${e2e_cmd[@]}")
+# a quick run with fewer pods:
+BENCH_PODS=200 BENCH_MEMORY_PODS=1000 BENCH_RECORD_PODS=50 BENCH_OUT=/tmp/benchmarks.md make bench
+\`\`\`
+
+This run: BENCH_PODS=$admission_pods, BENCH_MEMORY_PODS=$memory_pods, BENCH_RECORD_PODS=$record_pods.
+
+## 1. In process: admission handler, dispatcher, cache transform
+
+Goal: an admission review handled in < 200 µs with a bounded number of allocations (webhook: BenchmarkHandler
+calls the admission.Handler with a decoded request, BenchmarkServer the HTTP handler with an AdmissionReview
+body). BenchmarkDesire is the dispatcher's hand-off, called for every record the tracker decides;
+BenchmarkStripPod the cache transform, run on every pod the informer receives; BenchmarkRetained the heap
+that 1000 pods keep in a store, stripped or whole (internal/podwatch/testdata/pod.json).
+
+| Package | Benchmark | time/op | B/op | allocs/op | other | < 200 µs |
+|---|---|---:|---:|---:|---|---|
+$(unit_rows)
+
+## 2. Pod creation through the API server, with and without the webhook
+
+BenchmarkAdmission creates $admission_pods realistic pods (3 containers and an init container with env,
+probes, resources, volumes) with the tracker's ValidatingWebhookConfiguration installed and as many with it
+removed, from 4 concurrent clients through the local kube-apiserver, after a warm-up of 100 pods. The two
+configurations alternate in 4 rounds (on, off, off, on, …), each switch waiting until the API server has
+picked the change up. Pods are bound to a node nothing runs, so neither the scheduler nor kwok adds load.
+Latency is client-side, per create request.
+
+| Webhook | Pods | p50 (ms) | p99 (ms) | max (ms) | Pods/s |
+|---|---:|---:|---:|---:|---:|
+$(admission_row on)
+$(admission_row off)
+
+Overhead of the webhook (on ÷ off): **p50 ×$(num "$(value BenchmarkAdmission p50-ratio)" %.2f)**, **p99 ×$(num "$(value BenchmarkAdmission p99-ratio)" %.2f)**.
+
+## 3. Informer memory
+
+BenchmarkInformerMemory creates realistic running pods (status set through the status subresource:
+conditions, container statuses with imageIDs; managed fields as the API server writes them), then starts a
+controller-runtime cache with the tracker's transform (podwatch.Strip) and without one, waits for the pod
+informer to sync and measures the heap growth per pod after two GCs: live = HeapAlloc, in use = HeapInuse.
+The figures include the informer's fixed cost, which the larger size amortizes. Goal: ≤ 1 KiB/pod with the
+transform.
+
+| Pods | Transform | Live (B/pod) | In use (B/pod) | Live (KiB/pod) | ≤ 1 KiB/pod |
+|---:|---|---:|---:|---:|---|
+$(memory_rows)
+
+## 4. GitHub calls per rollout
+
+BenchmarkCallsPerRollout creates a Deployment, rolls it out to a new image and deletes it, waiting each time
+for its pods and its record, then for 2 s more. Records are those the GitHub test server accepted for the
+Deployment's namespace; calls are all requests its record endpoint received meanwhile. Goal: independent of
+the replica count (3: deployed, deployed, decommissioned).
+
+| Replicas | Records accepted | Record calls | Seconds until the last record |
+|---:|---:|---:|---:|
+$(rollout_rows)
+
+Independent of the replica count: **$(rollout_goal)**.
+
+## 5. Time to record
+
+BenchmarkTimeToRecord creates $record_pods bare pods at once from 4 clients; the scheduler places them on
+kwok's nodes, which run them. For each pod: from an informer of the benchmark seeing it Running to the GitHub
+test server accepting its deployed record (timestamped in a WaitFor condition, which runs on every answer),
+and from the informer seeing it deleted to its decommissioned record being accepted. The last column is the
+tracker's mean reconcile time meanwhile (deptracker_events_processed_timer): it reconciles one request at a
+time, so a burst drains no faster than that.
+
+| Pods | Running → deployed p50 (ms) | p99 (ms) | max (ms) | Deleted → decommissioned p50 (ms) | p99 (ms) | Tracker reconcile, mean (ms) |
+|---:|---:|---:|---:|---:|---:|---:|
+| $record_pods | $(num "$(value $rec p50-ms)" %.1f) | $(num "$(value $rec p99-ms)" %.1f) | $(num "$(value $rec max-ms)" %.1f) | $(num "$(value $rec gone-p50-ms)" %.1f) | $(num "$(value $rec gone-p99-ms)" %.1f) | $(num "$(value $rec reconcile-ms)" %.2f) |
+
+## Raw output
+
+<details><summary>go test output</summary>
+
+\`\`\`
+$(cat "$work/unit.out" "$work/e2e.out")
+\`\`\`
+
+</details>
+EOF
+} >"$out"
+echo "bench: wrote $out"
