@@ -355,14 +355,7 @@ func (s *Server) serveRecord(w http.ResponseWriter, r *http.Request, delay time.
 			return record.Record{}, false
 		}
 	}
-	st, ok := s.current[rec.Key()]
-	if !ok {
-		s.nextID++
-		st = &stored{id: s.nextID, created: now}
-		s.current[rec.Key()] = st
-	}
-	st.rec, st.updated = cloneRecord(rec), now
-	s.accepted = append(s.accepted, cloneRecord(rec))
+	st := s.storeLocked(rec, now)
 	resp := recordResponse{TotalCount: 1}
 	if req.ReturnRecords == nil || *req.ReturnRecords {
 		resp.DeploymentRecords = []deploymentRecord{{

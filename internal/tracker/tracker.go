@@ -306,11 +306,7 @@ func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, eve
 			}
 		}
 	}
-	ws := t.workloads[res.Workload]
-	if ws == nil {
-		ws = &workloadState{pods: map[types.NamespacedName]*podState{}, desired: map[string]record.Record{}}
-		t.workloads[res.Workload] = ws
-	}
+	ws := t.state(res.Workload)
 	if res.Found || ws.annotations == nil {
 		// While a workload is deleted its owners vanish before its pods: keep the annotations last read whole,
 		// so that the records do not change on the way out.

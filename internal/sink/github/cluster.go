@@ -36,7 +36,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bradleyfalzon/ghinstallation/v2"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
@@ -380,21 +379,8 @@ func (s *Sink) clusterDo(ctx context.Context, method, endpoint string, body []by
 	if err != nil {
 		return answer, err
 	}
-	req.Header.Set("Accept", mediaType)
-	req.Header.Set("X-GitHub-Api-Version", apiVersion)
-	req.Header.Set("User-Agent", s.userAgent)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if s.auth != "" {
-		req.Header.Set("Authorization", s.auth)
-	}
-	resp, err := s.client.Do(req)
+	resp, err := s.do(req)
 	if err != nil {
-		var tokenErr *ghinstallation.HTTPError
-		if errors.As(err, &tokenErr) && tokenErr.Response != nil {
-			return answer, fmt.Errorf("get installation token: %w", s.classifyToken(tokenErr.Response))
-		}
 		return answer, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

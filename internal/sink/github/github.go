@@ -206,20 +206,8 @@ func (s *Sink) Post(ctx context.Context, r record.Record) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	req.Header.Set("Accept", mediaType)
-	req.Header.Set("X-GitHub-Api-Version", apiVersion)
-	req.Header.Set("User-Agent", s.userAgent)
-	req.Header.Set("Content-Type", "application/json")
-	if s.auth != "" {
-		req.Header.Set("Authorization", s.auth)
-	}
-
-	resp, err := s.client.Do(req)
+	resp, err := s.do(req)
 	if err != nil {
-		var tokenErr *ghinstallation.HTTPError
-		if errors.As(err, &tokenErr) && tokenErr.Response != nil {
-			return fmt.Errorf("%s: get installation token: %w", what, s.classifyToken(tokenErr.Response))
-		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	err = s.classify(resp)
@@ -401,4 +389,27 @@ func (t *appTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	cur := t.cur
 	t.mu.RUnlock()
 	return cur.RoundTrip(req)
+}
+
+// do sends req with the headers GitHub expects (and a JSON content type when it has a body). A failure to get
+// an installation token is classified like an answer of the API.
+func (s *Sink) do(req *http.Request) (*http.Response, error) {
+	req.Header.Set("Accept", mediaType)
+	req.Header.Set("X-GitHub-Api-Version", apiVersion)
+	req.Header.Set("User-Agent", s.userAgent)
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if s.auth != "" {
+		req.Header.Set("Authorization", s.auth)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		var tokenErr *ghinstallation.HTTPError
+		if errors.As(err, &tokenErr) && tokenErr.Response != nil {
+			return nil, fmt.Errorf("get installation token: %w", s.classifyToken(tokenErr.Response))
+		}
+		return nil, err
+	}
+	return resp, nil
 }
