@@ -36,7 +36,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 )
