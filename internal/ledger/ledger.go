@@ -35,6 +35,8 @@ type Meta struct {
 	Container  string
 	PodStarted time.Time
 	Source     string
+	// Revision is the number of the workload's revision that decided the digest (0: not revision-aware).
+	Revision int64
 }
 
 // Entry is one record of the ledger.
@@ -77,11 +79,16 @@ func Name(k record.Key) string {
 	return "dr-" + hex.EncodeToString(h.Sum(nil))[:24]
 }
 
-// ErrOlder is returned by Put when the ledger already holds a deployed record decided by a newer pod.
-var ErrOlder = errors.New("the ledger holds a record decided by a newer pod")
+// ErrOlder is returned by Put when the ledger already holds a deployed record decided by a newer revision or a
+// newer pod.
+var ErrOlder = errors.New("the ledger holds a record decided by a newer revision")
 
-// Put makes r the desired record of its key. A deployed record decided by a pod that started before the one
-// that decided the current spec does not replace it (ErrOlder): an older digest never overwrites a newer one.
+// Put makes r the desired record of its key. An older decision never overwrites a newer one (ErrOlder), for
+// example when a leader takes over with a cache that lags: for the same workload, a deployed record decided by
+// a lower revision number than the current spec's does not replace it. A rollback is not older: it makes the
+// restored template current under a new, higher number. Without revision numbers on both sides (kinds without
+// revisions), or at the same number, a digest whose pod started before the current digest's pod does not
+// replace it.
 func (l *Ledger) Put(ctx context.Context, r record.Record, m Meta) error {
 	name := types.NamespacedName{Namespace: l.Namespace, Name: Name(r.Key())}
 	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
@@ -99,10 +106,8 @@ func (l *Ledger) Put(ctx context.Context, r record.Record, m Meta) error {
 			return fmt.Errorf("reading ledger record %s: %w", name.Name, err)
 		}
 		cur := dr.Spec
-		if r.Status == record.StatusDeployed && cur.Status == v1alpha1.StatusDeployed && cur.Digest != r.Digest &&
-			cur.PodStarted != nil && !m.PodStarted.IsZero() && m.PodStarted.Before(cur.PodStarted.Time) {
-			return fmt.Errorf("%s: %s started %s, the current digest's pod %s: %w",
-				r.DeploymentName, r.Digest, m.PodStarted.Format(time.RFC3339), cur.PodStarted.Format(time.RFC3339), ErrOlder)
+		if err := older(cur, r, m); err != nil {
+			return err
 		}
 		next := spec(r, m, l.now(), &cur)
 		if equalSpec(cur, next) {
@@ -114,6 +119,27 @@ func (l *Ledger) Put(ctx context.Context, r record.Record, m Meta) error {
 		}
 		return l.refreshSynced(ctx, &dr)
 	})
+}
+
+// older returns an ErrOlder error when r, decided with m, is older than the current spec cur.
+func older(cur v1alpha1.DeploymentRecordSpec, r record.Record, m Meta) error {
+	if r.Status != record.StatusDeployed || cur.Status != v1alpha1.StatusDeployed || cur.Digest == r.Digest || cur.Workload != m.Workload {
+		return nil
+	}
+	if m.Revision > 0 && cur.Revision > 0 && m.Revision != cur.Revision {
+		if m.Revision < cur.Revision {
+			return fmt.Errorf("%s: %s is revision %d, the current digest's %d: %w", r.DeploymentName, r.Digest, m.Revision, cur.Revision, ErrOlder)
+		}
+		return nil
+	}
+	if m.Revision > cur.Revision {
+		return nil // the first revision-aware decision after one that was not
+	}
+	if cur.PodStarted != nil && !m.PodStarted.IsZero() && m.PodStarted.Before(cur.PodStarted.Time) {
+		return fmt.Errorf("%s: %s started %s, the current digest's pod %s: %w",
+			r.DeploymentName, r.Digest, m.PodStarted.Format(time.RFC3339), cur.PodStarted.Format(time.RFC3339), ErrOlder)
+	}
+	return nil
 }
 
 // refreshSynced brings the Synced condition of dr up to date with its spec, when it is not: a new spec is not
@@ -191,7 +217,8 @@ func (l *Ledger) List(ctx context.Context) ([]Entry, error) {
 	out := make([]Entry, 0, len(list.Items))
 	for i := range list.Items {
 		dr := &list.Items[i]
-		e := Entry{Want: recordOf(dr.Spec), Meta: Meta{Workload: dr.Spec.Workload, Container: dr.Spec.Container, Source: dr.Spec.Source}}
+		e := Entry{Want: recordOf(dr.Spec), Meta: Meta{Workload: dr.Spec.Workload, Container: dr.Spec.Container, Source: dr.Spec.Source,
+			Revision: dr.Spec.Revision}}
 		if dr.Spec.PodStarted != nil {
 			e.Meta.PodStarted = dr.Spec.PodStarted.Time
 		}
@@ -237,6 +264,7 @@ func spec(r record.Record, m Meta, now time.Time, cur *v1alpha1.DeploymentRecord
 		LogicalEnvironment: r.LogicalEnvironment, PhysicalEnvironment: r.PhysicalEnvironment, Cluster: r.Cluster,
 		DeploymentName: r.DeploymentName, Tags: r.Tags, RuntimeRisks: r.RuntimeRisks, GitHubRepository: r.GitHubRepository,
 		Workload: m.Workload, Container: m.Container, FirstSeen: metav1.NewTime(now.Truncate(time.Second)), Source: m.Source,
+		Revision: m.Revision,
 	}
 	if s.Source == "" {
 		s.Source = v1alpha1.SourceInformer
@@ -251,6 +279,9 @@ func spec(r record.Record, m Meta, now time.Time, cur *v1alpha1.DeploymentRecord
 		}
 		if s.PodStarted == nil || r.Status == record.StatusDecommissioned {
 			s.PodStarted = cur.PodStarted
+		}
+		if r.Status == record.StatusDecommissioned || (s.Revision == 0 && cur.Digest == s.Digest) {
+			s.Revision = cur.Revision
 		}
 	}
 	return s
@@ -271,7 +302,7 @@ func matches(s v1alpha1.DeploymentRecordSpec, r record.Record) bool {
 
 func equalSpec(a, b v1alpha1.DeploymentRecordSpec) bool {
 	return record.Equal(recordOf(a), recordOf(b)) && a.Workload == b.Workload && a.Container == b.Container &&
-		a.Source == b.Source && a.FirstSeen.Equal(&b.FirstSeen) && a.PodStarted.Equal(b.PodStarted)
+		a.Source == b.Source && a.FirstSeen.Equal(&b.FirstSeen) && a.PodStarted.Equal(b.PodStarted) && a.Revision == b.Revision
 }
 
 // truncate cuts s to at most n bytes, on a character boundary: the API server stores valid UTF-8 only.

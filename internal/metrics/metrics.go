@@ -44,6 +44,9 @@ type Metrics struct {
 	ContainersSkipped     *prometheus.CounterVec // reason
 	PodsFirstSeen         *prometheus.CounterVec // source
 	RecordLatency         prometheus.Histogram
+	OwnerAccessDenied     *prometheus.CounterVec // kind
+	KeyCollisions         prometheus.Counter
+	OlderRefused          prometheus.Counter
 }
 
 // New creates the collectors and registers them on reg.
@@ -105,10 +108,22 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "deptracker_record_latency_seconds", Help: "Time from a pod being confirmed running (or gone) to its record being accepted.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+		OwnerAccessDenied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deptracker_owner_access_denied_total",
+			Help: "Owners the tracker could not read (access refused or kind not served), by kind; records are kept under the owner its child names.",
+		}, []string{"kind"}),
+		KeyCollisions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deptracker_record_key_collisions_total",
+			Help: "Times a live workload took a record key (deployment name) that another live workload holds.",
+		}),
+		OlderRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "deptracker_older_decisions_refused_total",
+			Help: "Decisions not recorded because the ledger holds one of a newer revision (a leader with a lagging cache).",
+		}),
 	}
 	reg.MustRegister(m.EventsProcessedOK, m.EventsProcessedFailed, m.EventsProcessedTimer, m.PostTimer, m.PostOK,
 		m.PostSoftFail, m.PostHardFail, m.PostClientError, m.PostNoAttestation, m.PostRateLimited,
 		m.UnknownArtifactHit, m.Admission, m.QueueDepth, m.PendingRecords, m.DigestMismatch, m.ContainersSkipped,
-		m.PodsFirstSeen, m.RecordLatency)
+		m.PodsFirstSeen, m.RecordLatency, m.OwnerAccessDenied, m.KeyCollisions, m.OlderRefused)
 	return m
 }

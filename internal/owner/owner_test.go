@@ -167,18 +167,20 @@ func TestResolve(t *testing.T) {
 			want:    owner.Resolution{Workload: webRS, Annotations: []map[string]string{rsAnn}, Found: true},
 		},
 		{
-			name: "ReplicaSet controlled by an unknown kind is the workload",
+			name: "ReplicaSet controlled by an unwatched kind, no API reader: that owner, not read",
 			objects: []client.Object{replicaSet("web-7d4b9c6f8", rsAnn,
 				controllerOf("argoproj.io/v1alpha1", "Rollout", "web"))},
-			pod:  pod("web-7d4b9c6f8-x2k9p", "7d4b9c6f8", byRS),
-			want: owner.Resolution{Workload: webRS, Annotations: []map[string]string{rsAnn}, Found: true},
+			pod: pod("web-7d4b9c6f8-x2k9p", "7d4b9c6f8", byRS),
+			want: owner.Resolution{Workload: owner.Workload{Group: "argoproj.io", Kind: "Rollout", Namespace: ns, Name: "web"},
+				Annotations: []map[string]string{rsAnn}, Denied: true},
 		},
 		{
-			name: "ReplicaSet controlled by a Deployment of another group is the workload",
+			name: "ReplicaSet controlled by a Deployment of another group: that owner, not read",
 			objects: []client.Object{replicaSet("web-7d4b9c6f8", rsAnn,
 				controllerOf("example.com/v1", "Deployment", "web"))},
-			pod:  pod("web-7d4b9c6f8-x2k9p", "7d4b9c6f8", byRS),
-			want: owner.Resolution{Workload: webRS, Annotations: []map[string]string{rsAnn}, Found: true},
+			pod: pod("web-7d4b9c6f8-x2k9p", "7d4b9c6f8", byRS),
+			want: owner.Resolution{Workload: owner.Workload{Group: "example.com", Kind: "Deployment", Namespace: ns, Name: "web"},
+				Annotations: []map[string]string{rsAnn}, Denied: true},
 		},
 		{
 			name:    "ReplicaSet not in the cache: Deployment inferred from pod-template-hash",
@@ -260,14 +262,14 @@ func TestResolve(t *testing.T) {
 			want: owner.Resolution{Workload: webDeployment, Annotations: []map[string]string{deployAnn}, Found: true},
 		},
 		{
-			name: "unknown kind: the direct owner, not read",
+			name: "unwatched kind, no API reader: the direct owner, not read",
 			pod:  pod("wf-step-1", "", controllerOf("argoproj.io/v1alpha1", "Workflow", "wf")),
-			want: owner.Resolution{Workload: owner.Workload{Group: "argoproj.io", Kind: "Workflow", Namespace: ns, Name: "wf"}},
+			want: owner.Resolution{Workload: owner.Workload{Group: "argoproj.io", Kind: "Workflow", Namespace: ns, Name: "wf"}, Denied: true},
 		},
 		{
 			name: "core ReplicationController is an unknown kind",
 			pod:  pod("legacy-x1", "", controllerOf("v1", "ReplicationController", "legacy")),
-			want: owner.Resolution{Workload: owner.Workload{Kind: "ReplicationController", Namespace: ns, Name: "legacy"}},
+			want: owner.Resolution{Workload: owner.Workload{Kind: "ReplicationController", Namespace: ns, Name: "legacy"}, Denied: true},
 		},
 		{
 			name:    "unparsable owner apiVersion",
@@ -312,6 +314,10 @@ func TestResolve(t *testing.T) {
 				}
 				return
 			}
+			if got.Direct.Kind == "" && tt.pod.OwnerReferences != nil && metav1.GetControllerOfNoCopy(tt.pod) != nil {
+				t.Errorf("Resolve() Direct is empty for a pod with a controller")
+			}
+			got.Direct = owner.Workload{} // checked by TestResolveAnyKind
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Resolve() mismatch (-want +got):\n%s", diff)
 			}
@@ -404,8 +410,9 @@ func TestExists(t *testing.T) {
 			workload: owner.Workload{Group: "batch", Kind: "CronJob", Namespace: ns, Name: "report"},
 		},
 		{
-			name:     "unknown kind is taken to be gone",
+			name:     "unwatched kind without an API reader: existence unknown, never taken to be gone",
 			workload: owner.Workload{Group: "argoproj.io", Kind: "Workflow", Namespace: ns, Name: "wf"},
+			wantErr:  owner.ErrExistenceUnknown,
 		},
 		{
 			name:     "bare pod: decided by the pod itself, not here",

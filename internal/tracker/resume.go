@@ -107,7 +107,10 @@ func (t *Tracker) resume(ctx context.Context) error {
 			continue
 		}
 		w := fromLedger(e.Meta.Workload)
-		t.state(w).desired[e.Meta.Container] = e.Want
+		ws := t.state(w)
+		ws.desired[e.Meta.Container] = e.Want
+		ws.revision[e.Meta.Container] = e.Meta.Revision
+		t.hold(e.Want.Key(), w, e.Meta.Container)
 		adopted[w] = true
 	}
 
@@ -151,18 +154,19 @@ func (t *Tracker) resume(ctx context.Context) error {
 func (t *Tracker) state(w owner.Workload) *workloadState {
 	ws := t.workloads[w]
 	if ws == nil {
-		ws = &workloadState{pods: map[types.NamespacedName]*podState{}, desired: map[string]record.Record{}}
+		ws = &workloadState{pods: map[types.NamespacedName]*podState{}, desired: map[string]record.Record{},
+			revision: map[string]int64{}, refused: map[string]refusal{}}
 		t.workloads[w] = ws
 	}
 	return ws
 }
 
 // put writes a decision to the ledger, if there is one.
-func (t *Tracker) put(ctx context.Context, r record.Record, w owner.Workload, container string, ps *podState) error {
+func (t *Tracker) put(ctx context.Context, r record.Record, w owner.Workload, container string, ps *podState, revision int64) error {
 	if t.cfg.Ledger == nil {
 		return nil
 	}
-	m := ledger.Meta{Workload: toLedger(w), Container: container, Source: v1alpha1.SourceLedger}
+	m := ledger.Meta{Workload: toLedger(w), Container: container, Source: v1alpha1.SourceLedger, Revision: revision}
 	if ps != nil {
 		m.PodStarted, m.Source = ps.started, ps.source
 	}

@@ -1,8 +1,11 @@
 // Package tracker turns what the cluster runs into desired deployment records. It is a level-based reconciler
 // over a light pod informer (podwatch), the owners' metadata (owner) and the admission webhook's observations:
-// for every workload and container it decides the record that must be at the sinks — deployed with the digest of
-// the newest running pod, or decommissioned once the workload and its last pod are gone — and hands changes to
-// the dispatcher, which is keyed by record so that replicas, restarts and scaling cost nothing.
+// for every workload and container it decides the record that must be at the sinks — deployed with the digest
+// its current revision runs (Deployment, StatefulSet, DaemonSet, Argo Rollout: see internal/rollout) or the
+// newest running pod's (other kinds), or decommissioned once the workload and its last pod are gone and no
+// other live workload holds the record's key — and hands changes to the dispatcher, which is keyed by record so
+// that replicas, restarts and scaling cost nothing. It tells the rollout controller what the pods of each
+// revision show.
 package tracker
 
 import (
@@ -16,6 +19,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -28,7 +32,17 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/internal/observation"
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
+	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
 )
+
+// Revisions tells the tracker which revision of a workload is current, and hears what the pods of each
+// revision show (the rollout controller). PodsChanged must not block.
+type Revisions interface {
+	// Current returns w's current revision; false when it is not known (yet).
+	Current(ctx context.Context, w owner.Workload) (rollout.Revision, bool, error)
+	// PodsChanged reports the pods of w per revision key.
+	PodsChanged(w owner.Workload, facts map[string]rollout.PodFacts)
+}
 
 // Desirer receives the records the tracker decides; the dispatcher implements it. Desire must not block.
 type Desirer interface {
@@ -54,6 +68,16 @@ type Config struct {
 	// ResolveAttempts is how often an owner that is not in the cache is retried before the pod's direct
 	// owner is taken as its workload (default 5).
 	ResolveAttempts int
+	// APIReader reads the metadata of owners of kinds the cache does not watch (the manager's API reader);
+	// nil: such owners are named from their child's reference only and their existence is unknown.
+	APIReader client.Reader
+	// Mapper finds the served version of an owner kind resumed from the ledger (the manager's RESTMapper).
+	Mapper meta.RESTMapper
+	// Revisions, if set, makes digests revision-aware and feeds the rollout controller.
+	Revisions Revisions
+	// OwnerGoneGrace is how long a workload whose existence cannot be read keeps its records after its last
+	// pod is gone, waiting for a replacement pod (default 2m).
+	OwnerGoneGrace time.Duration
 	// Ledger, if set, keeps every decision durable; the tracker resumes from it at Start.
 	Ledger Ledger
 	// Seeder learns from the ledger what the sink already holds (the dispatcher).
@@ -95,19 +119,34 @@ type Tracker struct {
 	attempts  map[types.NamespacedName]int
 	seq       uint64
 	lastSweep time.Time
+	// holders are the live workloads (and their container) that hold each deployed record key: a key is
+	// decommissioned only when none is left.
+	holders  map[record.Key]map[owner.Workload]string
+	collided map[record.Key]bool // keys whose collision was logged
 }
 
 type workloadState struct {
 	pods        map[types.NamespacedName]*podState
 	annotations []map[string]string      // owner chain, nearest first
 	desired     map[string]record.Record // container name → the deployed record last desired
+	revision    map[string]int64         // container name → the revision number that decided desired (0: none)
+	refused     map[string]refusal       // container name → a decision the ledger refused as older
+	goneSince   time.Time                // when the last pod went while the workload's existence was unknown
+}
+
+// refusal is a decision the ledger refused: it is not tried again until the decision changes.
+type refusal struct {
+	digest   string
+	revision int64
 }
 
 type podState struct {
 	uid         types.UID
 	started     time.Time
-	seq         uint64 // order in which the tracker saw pods running; breaks ties of started
-	source      string // what saw the pod first: webhook or informer
+	submitted   time.Time // the webhook's CREATE capture, else the pod's creationTimestamp
+	seq         uint64    // order in which the tracker saw pods running; breaks ties of started
+	source      string    // what saw the pod first: webhook or informer
+	revision    string    // the revision key the pod carries (rollout.PodRevisionKey), "" when none
 	annotations map[string]string
 	containers  map[string]record.Record // container name → record (status deployed) of this pod
 	waiting     map[string]bool          // containers the pod declares but has not started yet
@@ -137,6 +176,9 @@ func New(cfg Config) (*Tracker, error) {
 	if cfg.ResolveAttempts <= 0 {
 		cfg.ResolveAttempts = 5
 	}
+	if cfg.OwnerGoneGrace <= 0 {
+		cfg.OwnerGoneGrace = 2 * time.Minute
+	}
 	if cfg.Log.GetSink() == nil {
 		cfg.Log = logr.Discard()
 	}
@@ -145,7 +187,7 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	t := &Tracker{
 		cfg:        cfg,
-		resolver:   &owner.Resolver{Reader: cfg.Reader},
+		resolver:   &owner.Resolver{Reader: cfg.Reader, APIReader: cfg.APIReader, Mapper: cfg.Mapper},
 		excluded:   map[string]bool{},
 		admitted:   make(chan event.TypedGenericEvent[observation.Admission], cfg.AdmissionBuffer),
 		admissions: map[types.UID]observation.Admission{},
@@ -154,6 +196,13 @@ func New(cfg Config) (*Tracker, error) {
 		attempts:   map[types.NamespacedName]int{},
 		ready:      make(chan struct{}),
 		retry:      make(chan event.TypedGenericEvent[owner.Workload], 1024),
+		holders:    map[record.Key]map[owner.Workload]string{},
+		collided:   map[record.Key]bool{},
+	}
+	t.resolver.Denied = func(gk schema.GroupKind, err error) {
+		cfg.Metrics.OwnerAccessDenied.WithLabelValues(gk.String()).Inc()
+		cfg.Log.Info("Cannot read owners of this kind; recording under the owner its child names, without its annotations or parents. "+
+			"Grant get on it (see the deployment-tracker-owners ClusterRole)", "kind", gk.String(), "error", err.Error())
 	}
 	if cfg.Ledger == nil {
 		t.readyOnce.Do(func() { close(t.ready) }) // nothing to resume from
@@ -242,6 +291,11 @@ func (t *Tracker) Reconcile(ctx context.Context, req Request) (reconcile.Result,
 	}
 	t.sweep(start)
 	t.mu.Unlock()
+	var ra *requeueError
+	if errors.As(err, &ra) {
+		t.cfg.Metrics.EventsProcessedOK.WithLabelValues(event).Inc()
+		return reconcile.Result{RequeueAfter: ra.after}, nil
+	}
 	status := "ok"
 	if err != nil {
 		status = "failed"
@@ -332,6 +386,11 @@ func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, eve
 	if pod.Status.StartTime != nil {
 		ps.started = pod.Status.StartTime.Time
 	}
+	ps.submitted = pod.CreationTimestamp.Time
+	if admitted && !adm.Time.IsZero() {
+		ps.submitted = adm.Time
+	}
+	ps.revision = rollout.PodRevisionKey(res.Workload, pod.Labels)
 	ps.annotations = pod.Annotations
 	ps.containers = containers
 	ps.waiting = waiting(pod)
@@ -381,55 +440,55 @@ func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
 	}
 	now := t.cfg.Now()
 	if len(ws.pods) == 0 {
-		exists := false
-		if w.Kind != "Pod" || w.Group != "" {
-			var err error
-			if exists, err = t.resolver.Exists(ctx, w); err != nil {
-				return err
-			}
-		}
-		if exists {
-			return nil // scaled to zero: the workload still runs its containers when it scales up
-		}
-		for _, name := range sortedKeys(ws.desired) {
-			r := ws.desired[name]
-			r.Status = record.StatusDecommissioned
-			if err := t.put(ctx, r, w, name, nil); err != nil {
-				return err
-			}
-			t.cfg.Desirer.Desire(r, now)
-			delete(ws.desired, name)
-		}
-		delete(t.workloads, w)
-		return nil
+		return t.lastPodGone(ctx, w, ws, now)
 	}
-	// Per container, the newest pod that runs it decides the digest: a rollout's new pods start after the old
-	// ones, and a rollback's pods too.
+	ws.goneSince = time.Time{}
+	rev, haveRev, err := t.currentRevision(ctx, w)
+	if err != nil {
+		return err
+	}
+	// Per container, the pods of the current revision decide the digest (the newest of them, should they
+	// disagree); for kinds without revisions, or before the revision is known, the newest pod that runs it.
 	type best struct {
 		pod *podState
 		rec record.Record
 	}
-	newest := map[string]best{}
+	newest := map[string]best{}  // among all pods: the container still runs
+	current := map[string]best{} // among the current revision's pods
 	waiting := map[string]bool{}
 	for _, ps := range ws.pods {
 		for name := range ps.waiting {
 			waiting[name] = true
 		}
 		for name, r := range ps.containers {
-			b, ok := newest[name]
-			if !ok || ps.started.After(b.pod.started) || (ps.started.Equal(b.pod.started) && ps.seq > b.pod.seq) {
+			if b, ok := newest[name]; !ok || newer(ps, b.pod) {
 				newest[name] = best{pod: ps, rec: r}
+			}
+			if haveRev && ps.revision == rev.Key {
+				if b, ok := current[name]; !ok || newer(ps, b.pod) {
+					current[name] = best{pod: ps, rec: r}
+				}
 			}
 		}
 	}
+	t.reportPods(w, ws)
 	for _, name := range sortedKeys(newest) {
-		b := newest[name]
+		b, revision := newest[name], int64(0)
+		if cb, ok := current[name]; ok {
+			b, revision = cb, rev.Number
+		} else if _, decided := ws.desired[name]; decided && haveRev {
+			continue // the current revision does not run it yet: what was decided stays until it does
+		}
 		r := b.rec
 		md := record.MetadataFrom(t.cfg.Org, append([]map[string]string{b.pod.annotations}, ws.annotations...)...)
 		r.Tags, r.RuntimeRisks, r.GitHubRepository = md.Tags, md.RuntimeRisks, md.GitHubRepository
 		r.DeploymentName = t.cfg.Template.Render(record.Vars{Namespace: w.Namespace, DeploymentName: w.Name, ContainerName: name})
 		if prev, ok := ws.desired[name]; ok && record.Equal(prev, r) {
+			ws.revision[name] = max(ws.revision[name], revision)
 			continue
+		}
+		if ref, ok := ws.refused[name]; ok && ref == (refusal{digest: r.Digest, revision: revision}) {
+			continue // refused as older already; tried again when the decision changes
 		}
 		if err := r.Validate(); err != nil {
 			t.cfg.Metrics.ContainersSkipped.WithLabelValues("invalid_record").Inc()
@@ -439,31 +498,203 @@ func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
 		if len(md.Skipped) > 0 {
 			t.cfg.Log.V(1).Info("annotations ignored", "workload", w, "container", name, "skipped", md.Skipped)
 		}
-		if err := t.put(ctx, r, w, name, b.pod); err != nil {
+		if err := t.put(ctx, r, w, name, b.pod, revision); err != nil {
 			if errors.Is(err, ledger.ErrOlder) {
+				ws.refused[name] = refusal{digest: r.Digest, revision: revision}
+				t.cfg.Metrics.OlderRefused.Inc()
 				t.cfg.Log.Info("not recording an older digest over a newer one", "workload", w, "container", name, "error", err.Error())
 				continue
 			}
 			return err
 		}
+		delete(ws.refused, name)
 		ws.desired[name] = r
+		ws.revision[name] = revision
+		t.hold(r.Key(), w, name)
 		t.cfg.Desirer.Desire(r, now)
 	}
 	for _, name := range sortedKeys(ws.desired) {
 		// A container that a pod declares but has not started yet is about to run again (a Recreate
 		// rollout, a StatefulSet pod replaced, a pod still in its init containers): its record stays.
 		if _, ok := newest[name]; !ok && !waiting[name] {
-			r := ws.desired[name]
-			r.Status = record.StatusDecommissioned
-			if err := t.put(ctx, r, w, name, nil); err != nil {
+			if err := t.decommission(ctx, w, ws, name, now); err != nil {
 				return err
 			}
-			t.cfg.Desirer.Desire(r, now)
-			delete(ws.desired, name)
 		}
 	}
 	return nil
 }
+
+// newer reports whether pod a started after pod b (or was seen running after it, at the same start).
+func newer(a, b *podState) bool {
+	return a.started.After(b.started) || (a.started.Equal(b.started) && a.seq > b.seq)
+}
+
+// lastPodGone decides the records of w once it has no pod: kept while w exists (scaled to zero), else
+// decommissioned. When w's existence cannot be read, the records wait OwnerGoneGrace for a replacement pod.
+func (t *Tracker) lastPodGone(ctx context.Context, w owner.Workload, ws *workloadState, now time.Time) error {
+	exists := false
+	if w.Kind != "Pod" || w.Group != "" {
+		var err error
+		exists, err = t.resolver.Exists(ctx, w)
+		if errors.Is(err, owner.ErrExistenceUnknown) {
+			if ws.goneSince.IsZero() {
+				ws.goneSince = now
+				t.cfg.Log.Info("last pod gone and the workload cannot be read; waiting for a replacement pod before decommissioning",
+					"workload", w, "grace", t.cfg.OwnerGoneGrace, "error", err.Error())
+			}
+			if wait := t.cfg.OwnerGoneGrace - now.Sub(ws.goneSince); wait > 0 {
+				return &requeueError{after: wait}
+			}
+			exists, err = false, nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if exists {
+		return nil // scaled to zero: the workload still runs its containers when it scales up
+	}
+	for _, name := range sortedKeys(ws.desired) {
+		if err := t.decommission(ctx, w, ws, name, now); err != nil {
+			return err
+		}
+	}
+	delete(t.workloads, w)
+	t.reportPods(w, ws)
+	return nil
+}
+
+// decommission ends the record of w's container name. When another live workload holds the same key (two
+// workloads render the same deployment name), that one's record is desired again instead: a key is
+// decommissioned only when no live workload holds it.
+func (t *Tracker) decommission(ctx context.Context, w owner.Workload, ws *workloadState, name string, now time.Time) error {
+	r := ws.desired[name]
+	k := r.Key()
+	if other, container, ok := t.otherHolder(k, w); ok {
+		if ows := t.workloads[other]; ows != nil {
+			if or, ok := ows.desired[container]; ok {
+				if err := t.put(ctx, or, other, container, nil, ows.revision[container]); err != nil && !errors.Is(err, ledger.ErrOlder) {
+					return err
+				}
+				t.cfg.Desirer.Desire(or, now)
+			}
+		}
+	} else {
+		r.Status = record.StatusDecommissioned
+		if err := t.put(ctx, r, w, name, nil, 0); err != nil {
+			return err
+		}
+		t.cfg.Desirer.Desire(r, now)
+	}
+	t.release(k, w)
+	delete(ws.desired, name)
+	delete(ws.revision, name)
+	delete(ws.refused, name)
+	return nil
+}
+
+// hold records that workload w's container holds key k, and counts a collision when another live workload
+// holds it too.
+func (t *Tracker) hold(k record.Key, w owner.Workload, container string) {
+	hs := t.holders[k]
+	if hs == nil {
+		hs = map[owner.Workload]string{}
+		t.holders[k] = hs
+	}
+	if _, ok := hs[w]; ok {
+		hs[w] = container
+		return
+	}
+	hs[w] = container
+	if len(hs) < 2 {
+		return
+	}
+	t.cfg.Metrics.KeyCollisions.Inc()
+	if !t.collided[k] {
+		t.collided[k] = true
+		others := make([]string, 0, len(hs))
+		for o := range hs {
+			others = append(others, o.String())
+		}
+		slices.Sort(others)
+		t.cfg.Log.Info("several live workloads render the same deployment name; the record shows the last one decided, "+
+			"and is decommissioned only when all are gone (set -dn-template to tell them apart)",
+			"deploymentName", k.DeploymentName, "workloads", others)
+	}
+}
+
+func (t *Tracker) release(k record.Key, w owner.Workload) {
+	if hs := t.holders[k]; hs != nil {
+		delete(hs, w)
+		if len(hs) == 0 {
+			delete(t.holders, k)
+			delete(t.collided, k)
+		}
+	}
+}
+
+// otherHolder returns a live workload other than w that holds k, the first by name.
+func (t *Tracker) otherHolder(k record.Key, w owner.Workload) (owner.Workload, string, bool) {
+	var best owner.Workload
+	var container string
+	found := false
+	for o, c := range t.holders[k] {
+		if o == w {
+			continue
+		}
+		if !found || o.String() < best.String() {
+			best, container, found = o, c, true
+		}
+	}
+	return best, container, found
+}
+
+// currentRevision returns w's current revision when its kind has revisions and the rollout controller knows it.
+func (t *Tracker) currentRevision(ctx context.Context, w owner.Workload) (rollout.Revision, bool, error) {
+	if t.cfg.Revisions == nil || !rollout.Revisioned(w) {
+		return rollout.Revision{}, false, nil
+	}
+	rev, ok, err := t.cfg.Revisions.Current(ctx, w)
+	if err != nil {
+		return rollout.Revision{}, false, fmt.Errorf("reading the current revision of %s: %w", w, err)
+	}
+	return rev, ok && rev.Key != "", nil
+}
+
+// reportPods tells the rollout controller what the pods of each revision of w show.
+func (t *Tracker) reportPods(w owner.Workload, ws *workloadState) {
+	if t.cfg.Revisions == nil || !rollout.Tracked(w) {
+		return
+	}
+	facts := map[string]rollout.PodFacts{}
+	for _, ps := range ws.pods {
+		if ps.revision == "" {
+			continue
+		}
+		f := facts[ps.revision]
+		if f.Submitted.IsZero() || ps.submitted.Before(f.Submitted) {
+			f.Submitted, f.SubmittedBy = ps.submitted, ps.source
+		}
+		if f.FirstRunning.IsZero() || ps.started.Before(f.FirstRunning) {
+			f.FirstRunning = ps.started
+		}
+		if f.Digests == nil {
+			f.Digests = map[string]string{}
+		}
+		for name, r := range ps.containers {
+			f.Digests[name] = r.Digest
+		}
+		f.Pods++
+		facts[ps.revision] = f
+	}
+	t.cfg.Revisions.PodsChanged(w, facts)
+}
+
+// requeueError asks Reconcile to look at the request again after a while, without counting a failure.
+type requeueError struct{ after time.Duration }
+
+func (e *requeueError) Error() string { return fmt.Sprintf("decided again in %s", e.after) }
 
 // containers returns the recordable containers of a pod that runs or ran (its container status has an
 // imageID), keyed by container name; the records are complete except for metadata and deployment name.

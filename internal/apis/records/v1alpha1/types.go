@@ -60,6 +60,11 @@ type DeploymentRecordSpec struct {
 	// PodStarted is when the pod that decided the digest started; an older pod never overwrites a newer one.
 	// +optional
 	PodStarted *metav1.Time `json:"podStarted,omitempty"`
+	// Revision is the number of the workload's revision that decided the digest (Deployment, StatefulSet,
+	// DaemonSet, Argo Rollout); a lower revision never overwrites a higher one. A rollback brings an old
+	// template back under a new, higher number.
+	// +optional
+	Revision int64 `json:"revision,omitempty"`
 	// FirstSeen is when this digest was first seen running under this key.
 	FirstSeen metav1.Time `json:"firstSeen"`
 	// Source is what saw the pod first: the admission webhook or the informer.
