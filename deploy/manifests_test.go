@@ -1,6 +1,7 @@
 package deploy_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -41,6 +42,9 @@ const (
 	containerName  = "tracker"
 	webhookName    = "pods.deployment-tracker.dev"
 	nonRootID      = int64(65532)
+	ledgerGroup    = "records.deployment-tracker.io"
+	// aggregateToOwners labels the ClusterRoles aggregated into the owners' ClusterRole.
+	aggregateToOwners = "deployment-tracker.io/aggregate-to-owners"
 )
 
 // strictDecoder decodes into the typed API structs and fails on unknown or duplicate fields and on kinds or
@@ -81,8 +85,11 @@ type bundle struct {
 
 	namespace          *corev1.Namespace
 	serviceAccount     *corev1.ServiceAccount
-	clusterRole        *rbacv1.ClusterRole
+	clusterRole        *rbacv1.ClusterRole // the tracker's own
 	clusterRoleBinding *rbacv1.ClusterRoleBinding
+	ownersRole         *rbacv1.ClusterRole // the aggregated owners' ClusterRole
+	ownersBinding      *rbacv1.ClusterRoleBinding
+	ownerRoles         []*rbacv1.ClusterRole // the shipped ClusterRoles aggregated into ownersRole
 	role               *rbacv1.Role
 	roleBinding        *rbacv1.RoleBinding
 	config             *corev1.ConfigMap
@@ -90,12 +97,13 @@ type bundle struct {
 	deployment         *appsv1.Deployment
 	pdb                *policyv1.PodDisruptionBudget
 	webhook            *admissionregistrationv1.ValidatingWebhookConfiguration
-	crd                *apiextensionsv1.CustomResourceDefinition
+	crds               map[string]*apiextensionsv1.CustomResourceDefinition // by kind
 	certificates       map[string]*cmapi.Certificate
 	issuers            map[string]*cmapi.Issuer
 
-	namespacedRole        *rbacv1.Role
-	namespacedRoleBinding *rbacv1.RoleBinding
+	namespacedRole          *rbacv1.Role
+	namespacedRoleBinding   *rbacv1.RoleBinding
+	namespacedOwnersBinding *rbacv1.RoleBinding // binds ownersRole in the watched namespace
 }
 
 // servingCertificate is the Certificate the webhook configuration asks cainjector to inject.
@@ -127,7 +135,8 @@ func loadBundle(t *testing.T) *bundle {
 	if err != nil {
 		t.Fatalf("certs.Objects() error = %v", err)
 	}
-	b := &bundle{certificates: map[string]*cmapi.Certificate{}, issuers: map[string]*cmapi.Issuer{}}
+	b := &bundle{certificates: map[string]*cmapi.Certificate{}, issuers: map[string]*cmapi.Issuer{},
+		crds: map[string]*apiextensionsv1.CustomResourceDefinition{}}
 	for _, u := range objs {
 		b.order = append(b.order, u.GetKind())
 	}
@@ -136,6 +145,7 @@ func loadBundle(t *testing.T) *bundle {
 			t.Fatalf("more than one %s in deploy/", kind)
 		}
 	}
+	var clusterRoleBindings []*rbacv1.ClusterRoleBinding
 	for _, u := range append(objs, certObjs...) {
 		obj, err := decodeStrict(u)
 		if err != nil {
@@ -149,11 +159,18 @@ func loadBundle(t *testing.T) *bundle {
 			one(u.GetKind(), b.serviceAccount != nil)
 			b.serviceAccount = o
 		case *rbacv1.ClusterRole:
-			one(u.GetKind(), b.clusterRole != nil)
-			b.clusterRole = o
+			switch {
+			case o.AggregationRule != nil:
+				one("aggregated ClusterRole", b.ownersRole != nil)
+				b.ownersRole = o
+			case o.Labels[aggregateToOwners] == "true":
+				b.ownerRoles = append(b.ownerRoles, o)
+			default:
+				one(u.GetKind(), b.clusterRole != nil)
+				b.clusterRole = o
+			}
 		case *rbacv1.ClusterRoleBinding:
-			one(u.GetKind(), b.clusterRoleBinding != nil)
-			b.clusterRoleBinding = o
+			clusterRoleBindings = append(clusterRoleBindings, o)
 		case *rbacv1.Role:
 			one(u.GetKind(), b.role != nil)
 			b.role = o
@@ -176,8 +193,8 @@ func loadBundle(t *testing.T) *bundle {
 			one(u.GetKind(), b.webhook != nil)
 			b.webhook = o
 		case *apiextensionsv1.CustomResourceDefinition:
-			one(u.GetKind(), b.crd != nil)
-			b.crd = o
+			one("CustomResourceDefinition of "+o.Spec.Names.Kind, b.crds[o.Spec.Names.Kind] != nil)
+			b.crds[o.Spec.Names.Kind] = o
 		case *cmapi.Certificate:
 			b.certificates[o.Name] = o
 		case *cmapi.Issuer:
@@ -187,9 +204,19 @@ func loadBundle(t *testing.T) *bundle {
 		}
 		b.entries = append(b.entries, entry{kind: u.GetKind(), obj: obj.(metav1.Object)})
 	}
+	for _, crb := range clusterRoleBindings {
+		if b.ownersRole != nil && crb.RoleRef.Kind == "ClusterRole" && crb.RoleRef.Name == b.ownersRole.Name {
+			one("ClusterRoleBinding of "+b.ownersRole.Name, b.ownersBinding != nil)
+			b.ownersBinding = crb
+			continue
+		}
+		one("ClusterRoleBinding", b.clusterRoleBinding != nil)
+		b.clusterRoleBinding = crb
+	}
 	if b.namespace == nil || b.serviceAccount == nil || b.clusterRole == nil || b.clusterRoleBinding == nil ||
-		b.role == nil || b.roleBinding == nil || b.config == nil || b.service == nil || b.deployment == nil ||
-		b.pdb == nil || b.webhook == nil || b.crd == nil {
+		b.ownersRole == nil || b.ownersBinding == nil || b.role == nil || b.roleBinding == nil || b.config == nil ||
+		b.service == nil || b.deployment == nil || b.pdb == nil || b.webhook == nil ||
+		b.crds["DeploymentRecord"] == nil || b.crds["RolloutRecord"] == nil {
 		t.Fatalf("deploy/ lacks an object: %+v", b)
 	}
 
@@ -210,11 +237,17 @@ func loadBundle(t *testing.T) *bundle {
 		case *rbacv1.Role:
 			b.namespacedRole = o
 		case *rbacv1.RoleBinding:
-			b.namespacedRoleBinding = o
+			if o.RoleRef.Kind == "ClusterRole" {
+				b.namespacedOwnersBinding = o
+			} else {
+				b.namespacedRoleBinding = o
+			}
+		default:
+			t.Fatalf("namespaced/rbac.yaml: %s %s: a kind the tests do not check", u.GetKind(), u.GetName())
 		}
 	}
-	if b.namespacedRole == nil || b.namespacedRoleBinding == nil {
-		t.Fatal("namespaced/rbac.yaml: want a Role and a RoleBinding")
+	if b.namespacedRole == nil || b.namespacedRoleBinding == nil || b.namespacedOwnersBinding == nil {
+		t.Fatal("namespaced/rbac.yaml: want a Role, its RoleBinding, and a RoleBinding of the owners' ClusterRole")
 	}
 	return b
 }
@@ -239,6 +272,8 @@ var checks = []check{
 	{"pod security is hardened", checkSecurityContext},
 	{"RBAC grants no secrets and no wildcards", checkRBACLeastPrivilege},
 	{"RBAC rules are the documented ones", checkRBACRules},
+	{"owners' ClusterRole aggregates the shipped owner roles", checkOwnersAggregation},
+	{"the ledger stays in the tracker's namespace", checkLedgerNamespaced},
 	{"bindings bind the deployment's service account", checkBindings},
 	{"labels and selectors match", checkSelectors},
 	{"configuration reaches the container", checkConfiguration},
@@ -590,19 +625,34 @@ func checkSecurityContext(b *bundle) error {
 }
 
 func allRules(b *bundle) map[string][]rbacv1.PolicyRule {
-	return map[string][]rbacv1.PolicyRule{
+	all := map[string][]rbacv1.PolicyRule{
 		"ClusterRole " + b.clusterRole.Name:                       b.clusterRole.Rules,
+		"ClusterRole " + b.ownersRole.Name:                        b.ownersRole.Rules,
 		"Role " + b.role.Name:                                     b.role.Rules,
 		"Role " + b.namespacedRole.Name + " (namespaced variant)": b.namespacedRole.Rules,
 	}
+	for _, r := range b.ownerRoles {
+		all["ClusterRole "+r.Name] = r.Rules
+	}
+	return all
 }
+
+// deletable is the one resource the tracker may delete (pruning its rollout ledger), in the tracker's Role only.
+var deletable = rbacv1.PolicyRule{APIGroups: []string{ledgerGroup}, Resources: []string{"rolloutrecords"}}
 
 func checkRBACLeastPrivilege(b *bundle) error {
 	var errs []error
-	for owner, rules := range allRules(b) {
-		if b.clusterRole.AggregationRule != nil {
-			errs = append(errs, errors.New("the ClusterRole must not aggregate other roles"))
+	if b.clusterRole.AggregationRule != nil {
+		errs = append(errs, errors.New("the ClusterRole must not aggregate other roles"))
+	}
+	for _, r := range b.ownerRoles {
+		for i, rule := range r.Rules {
+			if !slices.Equal(rule.Verbs, []string{"get"}) {
+				errs = append(errs, fmt.Errorf("ClusterRole %s rule %d: verbs %v, want get only (a single read of an owner's metadata)", r.Name, i, rule.Verbs))
+			}
 		}
+	}
+	for owner, rules := range allRules(b) {
 		for i, r := range rules {
 			for field, values := range map[string][]string{"apiGroups": r.APIGroups, "resources": r.Resources, "verbs": r.Verbs} {
 				for _, v := range values {
@@ -620,7 +670,9 @@ func checkRBACLeastPrivilege(b *bundle) error {
 				errs = append(errs, fmt.Errorf("%s rule %d: nonResourceURLs", owner, i))
 			}
 			for _, v := range r.Verbs {
-				if v == "escalate" || v == "bind" || v == "impersonate" || v == "delete" || v == "deletecollection" {
+				pruning := v == "delete" && owner == "Role "+b.role.Name &&
+					slices.Equal(r.APIGroups, deletable.APIGroups) && slices.Equal(r.Resources, deletable.Resources)
+				if v == "escalate" || v == "bind" || v == "impersonate" || v == "delete" && !pruning || v == "deletecollection" {
 					errs = append(errs, fmt.Errorf("%s rule %d: verb %s", owner, i, v))
 				}
 			}
@@ -633,7 +685,7 @@ func checkRBACRules(b *bundle) error {
 	read := []string{"get", "list", "watch"}
 	wantCluster := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: read},
-		{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "deployments", "statefulsets", "daemonsets"}, Verbs: read},
+		{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "deployments", "statefulsets", "daemonsets", "controllerrevisions"}, Verbs: read},
 		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: read},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}
@@ -641,8 +693,20 @@ func checkRBACRules(b *bundle) error {
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
 		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"deploymentrecords"}, Verbs: []string{"get", "list", "create", "update"}},
 		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"deploymentrecords/status"}, Verbs: []string{"get", "update"}},
+		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"rolloutrecords"}, Verbs: []string{"get", "list", "create", "update", "delete"}},
+		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"rolloutrecords/status"}, Verbs: []string{"get", "update"}},
+	}
+	wantOwners := map[string][]rbacv1.PolicyRule{
+		"deployment-tracker-owners-argo-rollouts": {{APIGroups: []string{"argoproj.io"}, Resources: []string{"rollouts"}, Verbs: []string{"get"}}},
+	}
+	gotOwners := map[string][]rbacv1.PolicyRule{}
+	for _, r := range b.ownerRoles {
+		gotOwners[r.Name] = r.Rules
 	}
 	var errs []error
+	if diff := cmp.Diff(wantOwners, gotOwners); diff != "" {
+		errs = append(errs, fmt.Errorf("shipped owner ClusterRoles' rules (-want +got):\n%s", diff))
+	}
 	if diff := cmp.Diff(wantCluster, b.clusterRole.Rules); diff != "" {
 		errs = append(errs, fmt.Errorf("ClusterRole %s rules (-want +got):\n%s", b.clusterRole.Name, diff))
 	}
@@ -651,6 +715,93 @@ func checkRBACRules(b *bundle) error {
 	}
 	if diff := cmp.Diff(b.clusterRole.Rules, b.namespacedRole.Rules); diff != "" {
 		errs = append(errs, fmt.Errorf("namespaced/rbac.yaml: Role %s rules differ from the ClusterRole's (-cluster +namespaced):\n%s", b.namespacedRole.Name, diff))
+	}
+	return errors.Join(errs...)
+}
+
+// checkOwnersAggregation: the owners' ClusterRole has no rules of its own (the aggregation controller owns them)
+// and selects exactly the label users put on their own owner roles; every shipped owner role carries it.
+func checkOwnersAggregation(b *bundle) error {
+	var errs []error
+	want := &rbacv1.AggregationRule{ClusterRoleSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{aggregateToOwners: "true"}}}}
+	if diff := cmp.Diff(want, b.ownersRole.AggregationRule); diff != "" {
+		errs = append(errs, fmt.Errorf("ClusterRole %s aggregationRule (-want +got):\n%s", b.ownersRole.Name, diff))
+	}
+	if len(b.ownersRole.Rules) > 0 {
+		errs = append(errs, fmt.Errorf("ClusterRole %s: rules of its own %v; the aggregation controller overwrites them", b.ownersRole.Name, b.ownersRole.Rules))
+	}
+	if len(b.ownerRoles) == 0 {
+		errs = append(errs, errors.New("no shipped owner ClusterRole"))
+	}
+	for _, r := range slices.Concat(b.ownerRoles, []*rbacv1.ClusterRole{b.clusterRole}) {
+		shipped := r != b.clusterRole
+		selected := false
+		for _, ls := range b.ownersRole.AggregationRule.ClusterRoleSelectors {
+			sel, err := metav1.LabelSelectorAsSelector(&ls)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("ClusterRole %s clusterRoleSelector: %w", b.ownersRole.Name, err))
+				continue
+			}
+			selected = selected || !sel.Empty() && sel.Matches(labels.Set(r.Labels))
+		}
+		if selected != shipped {
+			errs = append(errs, fmt.Errorf("ClusterRole %s (labels %v) aggregated into %s: %t, want %t", r.Name, r.Labels, b.ownersRole.Name, selected, shipped))
+		}
+		if prefix := b.ownersRole.Name + "-"; shipped && !strings.HasPrefix(r.Name, prefix) {
+			errs = append(errs, fmt.Errorf("ClusterRole %s: name it %s<kind>", r.Name, prefix))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkLedgerNamespaced: the ledger's kinds are namespaced, with a status subresource, and the tracker may use
+// them in its own namespace only: every ledger resource is granted by the Role in the tracker's namespace, and
+// by nothing cluster-wide or in the watched namespace.
+func checkLedgerNamespaced(b *bundle) error {
+	var errs []error
+	granted := map[string]bool{}
+	for _, r := range b.role.Rules {
+		if slices.Contains(r.APIGroups, ledgerGroup) {
+			for _, res := range r.Resources {
+				granted[res] = true
+			}
+		}
+	}
+	if b.role.Namespace != b.namespace.Name || b.roleBinding.Namespace != b.namespace.Name {
+		errs = append(errs, fmt.Errorf("Role %s and its binding in %q/%q, want the tracker's namespace %s", b.role.Name, b.role.Namespace,
+			b.roleBinding.Namespace, b.namespace.Name))
+	}
+	for _, kind := range []string{"DeploymentRecord", "RolloutRecord"} {
+		crd := b.crds[kind]
+		if crd.Spec.Group != ledgerGroup || crd.Spec.Scope != apiextensionsv1.NamespaceScoped {
+			errs = append(errs, fmt.Errorf("CRD %s: group %s, scope %s; want %s, Namespaced", crd.Name, crd.Spec.Group, crd.Spec.Scope, ledgerGroup))
+		}
+		if !slices.Contains(crd.Spec.Names.Categories, "deployment-tracker") {
+			errs = append(errs, fmt.Errorf("CRD %s: not in the category deployment-tracker", crd.Name))
+		}
+		for _, v := range crd.Spec.Versions {
+			if v.Subresources == nil || v.Subresources.Status == nil {
+				errs = append(errs, fmt.Errorf("CRD %s version %s: no status subresource", crd.Name, v.Name))
+			}
+		}
+		for _, res := range []string{crd.Spec.Names.Plural, crd.Spec.Names.Plural + "/status"} {
+			if !granted[res] {
+				errs = append(errs, fmt.Errorf("Role %s: grants nothing on %s", b.role.Name, res))
+			}
+		}
+	}
+	if got := b.crds["RolloutRecord"].Spec.Names.ShortNames; !slices.Equal(got, []string{"rollrec"}) {
+		errs = append(errs, fmt.Errorf("RolloutRecord shortNames %v, want [rollrec]", got))
+	}
+	for owner, rules := range allRules(b) {
+		if owner == "Role "+b.role.Name {
+			continue
+		}
+		for i, r := range rules {
+			if slices.Contains(r.APIGroups, ledgerGroup) {
+				errs = append(errs, fmt.Errorf("%s rule %d: grants %v on the ledger outside the tracker's namespace", owner, i, r.Resources))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -676,6 +827,11 @@ func checkBindings(b *bundle) error {
 		{"namespaced RoleBinding " + b.namespacedRoleBinding.Name, b.namespacedRoleBinding.Subjects, b.namespacedRoleBinding.RoleRef,
 			rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: b.namespacedRole.Name},
 			b.namespacedRoleBinding.Namespace == b.namespacedRole.Namespace},
+		{"ClusterRoleBinding " + b.ownersBinding.Name, b.ownersBinding.Subjects, b.ownersBinding.RoleRef,
+			rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: b.ownersRole.Name}, true},
+		{"namespaced RoleBinding " + b.namespacedOwnersBinding.Name, b.namespacedOwnersBinding.Subjects, b.namespacedOwnersBinding.RoleRef,
+			rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: b.ownersRole.Name},
+			b.namespacedOwnersBinding.Namespace == b.namespacedRole.Namespace},
 	} {
 		if diff := cmp.Diff(wantSubjects, bd.subjects); diff != "" {
 			errs = append(errs, fmt.Errorf("%s subjects (-want +got):\n%s", bd.name, diff))
@@ -949,6 +1105,48 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			b.clusterRole.Rules[0].Verbs = append(b.clusterRole.Rules[0].Verbs, "update")
 		}},
 		{"RBAC rules are the documented ones", "namespaced variant drifts", func(b *bundle) { b.namespacedRole.Rules = b.namespacedRole.Rules[:2] }},
+		{"RBAC rules are the documented ones", "no controllerrevisions", func(b *bundle) {
+			b.clusterRole.Rules[1].Resources = b.clusterRole.Rules[1].Resources[:4]
+		}},
+		{"RBAC rules are the documented ones", "Argo role grants more", func(b *bundle) {
+			b.ownerRoles[0].Rules[0].Resources = append(b.ownerRoles[0].Rules[0].Resources, "analysisruns")
+		}},
+		{"RBAC grants no secrets and no wildcards", "owner role lists", func(b *bundle) {
+			b.ownerRoles[0].Rules[0].Verbs = append(b.ownerRoles[0].Rules[0].Verbs, "list")
+		}},
+		{"RBAC grants no secrets and no wildcards", "delete of DeploymentRecords", func(b *bundle) {
+			b.role.Rules[1].Verbs = append(b.role.Rules[1].Verbs, "delete")
+		}},
+		{"RBAC grants no secrets and no wildcards", "delete of pods", func(b *bundle) {
+			b.clusterRole.Rules[0].Verbs = append(b.clusterRole.Rules[0].Verbs, "delete")
+		}},
+		{"owners' ClusterRole aggregates the shipped owner roles", "rules of its own", func(b *bundle) {
+			b.ownersRole.Rules = []rbacv1.PolicyRule{{APIGroups: []string{"argoproj.io"}, Resources: []string{"rollouts"}, Verbs: []string{"get"}}}
+		}},
+		{"owners' ClusterRole aggregates the shipped owner roles", "another selector", func(b *bundle) {
+			b.ownersRole.AggregationRule.ClusterRoleSelectors[0].MatchLabels = map[string]string{"rbac.authorization.k8s.io/aggregate-to-view": "true"}
+		}},
+		{"owners' ClusterRole aggregates the shipped owner roles", "Argo role unlabelled", func(b *bundle) {
+			delete(b.ownerRoles[0].Labels, aggregateToOwners)
+		}},
+		{"owners' ClusterRole aggregates the shipped owner roles", "tracker role labelled", func(b *bundle) {
+			b.clusterRole.Labels[aggregateToOwners] = "true"
+		}},
+		{"the ledger stays in the tracker's namespace", "cluster-scoped RolloutRecords", func(b *bundle) {
+			b.crds["RolloutRecord"].Spec.Scope = apiextensionsv1.ClusterScoped
+		}},
+		{"the ledger stays in the tracker's namespace", "no status subresource", func(b *bundle) {
+			b.crds["RolloutRecord"].Spec.Versions[0].Subresources = nil
+		}},
+		{"the ledger stays in the tracker's namespace", "rolloutrecords not granted", func(b *bundle) {
+			b.role.Rules = b.role.Rules[:3]
+		}},
+		{"the ledger stays in the tracker's namespace", "granted cluster-wide", func(b *bundle) {
+			b.clusterRole.Rules = append(b.clusterRole.Rules, rbacv1.PolicyRule{APIGroups: []string{ledgerGroup}, Resources: []string{"rolloutrecords"}, Verbs: []string{"get"}})
+		}},
+		{"the ledger stays in the tracker's namespace", "granted in the watched namespace", func(b *bundle) {
+			b.namespacedRole.Rules = append(b.namespacedRole.Rules, rbacv1.PolicyRule{APIGroups: []string{ledgerGroup}, Resources: []string{"rolloutrecords"}, Verbs: []string{"get"}})
+		}},
 		{"bindings bind the deployment's service account", "other service account", func(b *bundle) {
 			b.deployment.Spec.Template.Spec.ServiceAccountName = "default"
 		}},
@@ -957,6 +1155,12 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		}},
 		{"bindings bind the deployment's service account", "binding to another role", func(b *bundle) {
 			b.clusterRoleBinding.RoleRef.Name = "view"
+		}},
+		{"bindings bind the deployment's service account", "owners bound to another account", func(b *bundle) {
+			b.ownersBinding.Subjects[0].Name = "default"
+		}},
+		{"bindings bind the deployment's service account", "namespaced owners binding to the tracker's role", func(b *bundle) {
+			b.namespacedOwnersBinding.RoleRef.Name = "deployment-tracker"
 		}},
 		{"labels and selectors match", "service selects other pods", func(b *bundle) {
 			b.service.Spec.Selector = map[string]string{"app": "tracker"}
@@ -1179,5 +1383,57 @@ func TestExampleSecrets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNamespacedComponentGrantsNothingClusterWide: the single-namespace Component (namespaced/Kustomization)
+// deletes every ClusterRoleBinding of deploy/ and the tracker's ClusterRole; the ClusterRoles it keeps are the
+// ones namespaced/rbac.yaml binds in the watched namespace.
+func TestNamespacedComponentGrantsNothingClusterWide(t *testing.T) {
+	b := loadBundle(t)
+	data, err := os.ReadFile(filepath.Join("namespaced", "Kustomization"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Patches    []struct {
+			Patch  string          `json:"patch"`
+			Target json.RawMessage `json:"target,omitempty"`
+		} `json:"patches"`
+	}
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		t.Fatalf("namespaced/Kustomization: %v", err)
+	}
+	if k.APIVersion != "kustomize.config.k8s.io/v1alpha1" || k.Kind != "Component" {
+		t.Errorf("namespaced/Kustomization: apiVersion %q kind %q, want a Component", k.APIVersion, k.Kind)
+	}
+	var deleted []string
+	for _, p := range k.Patches {
+		var sm struct {
+			Patch    string `json:"$patch"`
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		if len(p.Target) > 0 || yaml.Unmarshal([]byte(p.Patch), &sm) != nil || sm.Patch != "delete" {
+			continue // a JSON patch of the Deployment, the webhook or the Role
+		}
+		deleted = append(deleted, sm.Kind+" "+sm.Metadata.Name)
+	}
+	want := []string{"ClusterRole " + b.clusterRole.Name}
+	for _, crb := range []*rbacv1.ClusterRoleBinding{b.clusterRoleBinding, b.ownersBinding} {
+		want = append(want, "ClusterRoleBinding "+crb.Name)
+	}
+	slices.Sort(want)
+	slices.Sort(deleted)
+	if diff := cmp.Diff(want, deleted); diff != "" {
+		t.Errorf("objects the Component deletes (-want +got):\n%s", diff)
+	}
+	if ref := b.namespacedOwnersBinding.RoleRef; ref.Kind != "ClusterRole" || ref.Name != b.ownersRole.Name ||
+		slices.Contains(deleted, "ClusterRole "+ref.Name) {
+		t.Errorf("namespaced RoleBinding %s: roleRef %+v, want the kept ClusterRole %s", b.namespacedOwnersBinding.Name, ref, b.ownersRole.Name)
 	}
 }

@@ -48,6 +48,8 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/internal/config"
 	"github.com/deployment-tracker/deployment-tracker/internal/githubtest"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
+	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 	"github.com/deployment-tracker/deployment-tracker/internal/testenv"
 )
 
@@ -132,7 +134,7 @@ func run(ctx context.Context, keep, verbose bool) error {
 	d.say("GitHub API test server at %s", d.gh.URL())
 
 	reg := prometheus.NewRegistry()
-	tr, err := startTracker(ctx, env, d.gh, reg, log)
+	tr, err := startTracker(ctx, env, d.gh, reg, log, rolloutPrinter{d})
 	if err != nil {
 		return err
 	}
@@ -147,6 +149,9 @@ func run(ctx context.Context, keep, verbose bool) error {
 		testutil.ToFloat64(m.Admission.WithLabelValues("CREATE", "observed"))+testutil.ToFloat64(m.Admission.WithLabelValues("DELETE", "observed")),
 		testutil.ToFloat64(m.PodsFirstSeen.WithLabelValues("webhook")), testutil.ToFloat64(m.PodsFirstSeen.WithLabelValues("informer")))
 	if err := d.printLedger(ctx); err != nil {
+		return err
+	}
+	if err := d.printRollouts(ctx); err != nil {
 		return err
 	}
 	if keep {
@@ -195,13 +200,116 @@ func (d *demo) scenario(ctx context.Context) error {
 	if err := d.quiet(ctx, 6); err != nil {
 		return err
 	}
+	if err := d.waitPhase(ctx, "web", 2, rollout.PhaseCurrent); err != nil {
+		return err
+	}
+	d.say("rolling shop/web out to 1.6.0, whose pods never become Ready (progressDeadlineSeconds: 5): the rollout fails")
+	if err := change(ctx, c, web, func() {
+		web.Spec.ProgressDeadlineSeconds = ptrTo(int32(5))
+		web.Spec.Template.Spec.Containers[0].Image = "ghcr.io/octo-org/shop-web:1.6.0"
+		web.Spec.Template.Labels["e2e.deployment-tracker.io/ready"] = "false" // kwok: containers run, never Ready
+	}); err != nil {
+		return err
+	}
+	if err := d.waitPhase(ctx, "web", 3, rollout.PhaseFailed); err != nil {
+		return err
+	}
+	d.say("kubectl rollout undo: the template of revision 2 is current again as revision 4; its digest is posted once more")
+	if err := change(ctx, c, web, func() {
+		web.Spec.Template.Spec.Containers[0].Image = "ghcr.io/octo-org/shop-web:1.5.0"
+		delete(web.Spec.Template.Labels, "e2e.deployment-tracker.io/ready")
+	}); err != nil {
+		return err
+	}
+	if err := d.waitPhase(ctx, "web", 4, rollout.PhaseCurrent); err != nil {
+		return err
+	}
+	if err := d.waitRecords(ctx, 8); err != nil {
+		return err
+	}
+	if err := d.quiet(ctx, 8); err != nil {
+		return err
+	}
 	d.say("deleting shop/web and shop/cache: decommissioned, once their last pod is gone")
 	for _, o := range []client.Object{web, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cache"}}} {
 		if err := c.Delete(ctx, o, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
 			return err
 		}
 	}
-	return d.waitRecords(ctx, 10)
+	return d.waitRecords(ctx, 12)
+}
+
+// waitPhase waits until the ledger shows revision of Deployment shop/name in phase.
+func (d *demo) waitPhase(ctx context.Context, name string, revision int64, phase rollout.Phase) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		var list v1alpha1.RolloutRecordList
+		if err := d.env.Client.List(ctx, &list, client.InNamespace("deployment-tracker")); err == nil {
+			for _, r := range list.Items {
+				if r.Spec.Workload.Namespace == "shop" && r.Spec.Workload.Name == name && r.Spec.Revision == revision && r.Spec.Phase == string(phase) {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for revision %d of shop/%s to be %s: %w", revision, name, phase, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// rolloutPrinter is the demo's rollout sink: it prints every rollout notification, as a chat or deployment
+// sink would receive it.
+type rolloutPrinter struct{ d *demo }
+
+var _ sink.RolloutSink = rolloutPrinter{}
+
+func (p rolloutPrinter) Notify(_ context.Context, n rollout.Notification) (map[string]string, error) {
+	r := n.Rollout
+	images := ""
+	for _, c := range r.Containers {
+		if c.Digest != "" {
+			images += fmt.Sprintf(" %s=%s@%s", c.Name, c.Image, short(c.Digest))
+		} else {
+			images += fmt.Sprintf(" %s=%s", c.Name, c.Image)
+		}
+	}
+	from := string(n.Acknowledged)
+	if from == "" {
+		from = "new"
+	}
+	extra := ""
+	if r.Restores > 0 {
+		extra = fmt.Sprintf(" (restores revision %d)", r.Restores)
+	}
+	if r.Reason != "" && r.Phase != rollout.PhaseCurrent {
+		extra += " " + r.Reason
+	}
+	p.d.say("rollout notified %-10s %s %s/%s revision %d (was %s)%s%s", r.Phase, r.Workload.Kind, r.Workload.Namespace, r.Workload.Name,
+		r.Revision, from, extra, images)
+	return nil, nil
+}
+
+// printRollouts shows the rollouts as kubectl get rolloutrecords -n deployment-tracker would.
+func (d *demo) printRollouts(ctx context.Context) error {
+	var list v1alpha1.RolloutRecordList
+	if err := d.env.Client.List(ctx, &list, client.InNamespace("deployment-tracker")); err != nil {
+		return fmt.Errorf("reading the rollouts: %w", err)
+	}
+	d.say("the rollouts (kubectl get rolloutrecords -n deployment-tracker):")
+	w := tabwriter.NewWriter(d.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  NAMESPACE\tKIND\tWORKLOAD\tREVISION\tPHASE\tREASON\tSTARTED\tCOMPLETED\tSUBMITTED BY")
+	for _, r := range list.Items {
+		completed := "-"
+		if r.Spec.Completed != nil {
+			completed = r.Spec.Completed.Format(time.TimeOnly)
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Spec.Workload.Namespace, r.Spec.Workload.Kind, r.Spec.Workload.Name,
+			r.Spec.Revision, r.Spec.Phase, r.Spec.Reason, r.Spec.Started.Format(time.TimeOnly), completed, r.Spec.SubmittedBy)
+	}
+	return w.Flush()
 }
 
 func (d *demo) waitRecords(ctx context.Context, n int) error {
@@ -313,7 +421,8 @@ type tracker struct {
 	done   chan error
 }
 
-func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, reg *prometheus.Registry, log logr.Logger) (*tracker, error) {
+func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, reg *prometheus.Registry, log logr.Logger,
+	rollouts sink.RolloutSink) (*tracker, error) {
 	wo := env.WebhookServerOptions()
 	vars := map[string]string{
 		"ORG": gh.Org(), "BASE_URL": gh.URL(), "API_TOKEN": token,
@@ -329,6 +438,7 @@ func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, 
 	}
 	noProbe := "0"
 	a, err := app.New(cfg, app.Options{
+		RolloutSinks:           map[string]sink.RolloutSink{"demo": rollouts},
 		RestConfig:             env.ServiceAccountConfig("deployment-tracker", "deployment-tracker"),
 		Registry:               reg,
 		HealthProbeBindAddress: &noProbe,

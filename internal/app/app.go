@@ -9,16 +9,19 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -33,6 +36,8 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
 	"github.com/deployment-tracker/deployment-tracker/internal/podwatch"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
+	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
+	rolloutctl "github.com/deployment-tracker/deployment-tracker/internal/rollout/controller"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink/github"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink/logsink"
@@ -47,6 +52,8 @@ type Options struct {
 	RestConfig *rest.Config
 	// Sink overrides the sink chosen by the configuration.
 	Sink sink.Sink
+	// RolloutSinks override the rollout sinks chosen by the configuration, by name.
+	RolloutSinks map[string]sink.RolloutSink
 	// DryRunOutput receives the records in dry-run mode (default os.Stdout).
 	DryRunOutput io.Writer
 	// Registry receives the metrics (default controller-runtime's registry, served on the metrics port).
@@ -68,7 +75,11 @@ type App struct {
 	Manager    manager.Manager
 	Tracker    *tracker.Tracker
 	Dispatcher *dispatch.Dispatcher
+	Rollouts   *rolloutctl.Controller
+	Notifier   *dispatch.Rollouts
 	Metrics    *metrics.Metrics
+
+	rolloutSinks []string // names of the rollout sinks
 }
 
 // New wires the tracker from c.
@@ -77,6 +88,38 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 	if log.GetSink() == nil {
 		log = logr.FromContextOrDiscard(context.Background())
 	}
+	reg := o.Registry
+	if reg == nil {
+		reg = ctrlmetrics.Registry
+	}
+	a := &App{Metrics: metrics.New(reg)}
+	mgr, err := newManager(c, o, log)
+	if err != nil {
+		return nil, err
+	}
+	a.Manager = mgr
+	var led *ledger.Ledger
+	if c.LedgerNamespace != "" && !c.DryRun {
+		led = &ledger.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: c.LedgerNamespace, Sink: ledger.SinkGitHub}
+	} else {
+		log.Info("No ledger: what was delivered is kept in memory only, and posted again after a restart")
+	}
+	if err := a.addDelivery(c, o, led, log); err != nil {
+		return nil, err
+	}
+	if err := a.addDeciders(c, o, led, log); err != nil {
+		return nil, err
+	}
+	mgr.GetWebhookServer().Register(webhook.Path, &webhook.Server{Handler: webhook.New(a.Tracker, a.Metrics), Metrics: a.Metrics})
+	if err := addChecks(mgr); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// newManager builds the controller-runtime manager with the tracker's light caches: pods and owner metadata
+// stripped by podwatch, workloads and ControllerRevisions trimmed by rollout.Transform.
+func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, error) {
 	rc := o.RestConfig
 	if rc == nil {
 		var err error
@@ -91,13 +134,6 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 	}
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = version.UserAgent()
-
-	reg := o.Registry
-	if reg == nil {
-		reg = ctrlmetrics.Registry
-	}
-	m := metrics.New(reg)
-
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building the scheme: %w", err)
@@ -105,11 +141,15 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building the scheme: %w", err)
 	}
+	trim := cache.ByObject{Transform: rollout.Transform}
 	mgrOpts := manager.Options{
 		Scheme: scheme,
 		Logger: log,
 		Cache: cache.Options{
 			DefaultTransform: podwatch.Strip,
+			ByObject: map[client.Object]cache.ByObject{
+				&appsv1.Deployment{}: trim, &appsv1.StatefulSet{}: trim, &appsv1.DaemonSet{}: trim, &appsv1.ControllerRevision{}: trim,
+			},
 		},
 		Metrics:                       metricsserver.Options{BindAddress: fmt.Sprintf(":%d", c.MetricsPort)},
 		HealthProbeBindAddress:        c.HealthProbeAddr,
@@ -150,83 +190,156 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
+	return mgr, nil
+}
 
+// addDelivery adds the dispatchers: records to the record sink, rollouts to the rollout sinks, each reporting
+// to the ledger.
+func (a *App) addDelivery(c *cfgpkg.Config, o Options, led *ledger.Ledger, log logr.Logger) error {
 	s := o.Sink
 	if s == nil {
+		var err error
 		if s, err = newSink(c, o); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	var led *ledger.Ledger
-	var reporter dispatch.Reporter
-	if c.LedgerNamespace != "" && !c.DryRun {
-		led = &ledger.Ledger{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Namespace: c.LedgerNamespace, Sink: ledger.SinkGitHub}
+	var reporter ledgerReporter
+	if led != nil {
 		reporter = ledgerReporter{l: led, log: log.WithName("ledger")}
-	} else {
-		log.Info("No ledger: what was delivered is kept in memory only, and posted again after a restart")
 	}
-	var t *tracker.Tracker // set below; the dispatcher asks it when it starts
 	var firstSync func(ctx context.Context) (bool, error)
 	if led != nil {
-		firstSync = func(ctx context.Context) (bool, error) { return t.FirstSync(ctx) }
+		firstSync = func(ctx context.Context) (bool, error) { return a.Tracker.FirstSync(ctx) }
 	}
-	d, err := dispatch.New(dispatch.Config{
+	dc := dispatch.Config{
 		FirstSync:          firstSync,
-		Reporter:           reporter,
 		Sink:               s,
 		Workers:            c.Workers,
 		RequestsPerMinute:  c.RequestsPerMinute,
 		RequestsPerHour:    c.RequestsPerHour,
 		UnknownArtifactTTL: c.UnknownArtifactTTL,
 		DrainTimeout:       c.ShutdownTimeout,
-		Metrics:            m,
+		Metrics:            a.Metrics,
 		Log:                log.WithName("dispatch"),
-	})
+	}
+	if led != nil {
+		dc.Reporter = reporter
+	}
+	d, err := dispatch.New(dc)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := mgr.Add(d); err != nil {
-		return nil, fmt.Errorf("adding the dispatcher: %w", err)
+	if err := a.Manager.Add(d); err != nil {
+		return fmt.Errorf("adding the dispatcher: %w", err)
 	}
+	a.Dispatcher = d
+
+	rsinks := o.RolloutSinks
+	if rsinks == nil {
+		rsinks = rolloutSinks(c, s)
+	}
+	rc := dispatch.RolloutsConfig{Sinks: rsinks, DrainTimeout: c.ShutdownTimeout, Metrics: a.Metrics, Log: log.WithName("rollouts")}
+	if led != nil {
+		rc.Reporter = reporter
+	}
+	n, err := dispatch.NewRollouts(rc)
+	if err != nil {
+		return err
+	}
+	if err := a.Manager.Add(n); err != nil {
+		return fmt.Errorf("adding the rollout dispatcher: %w", err)
+	}
+	a.Notifier = n
+	for name := range rsinks {
+		a.rolloutSinks = append(a.rolloutSinks, name)
+	}
+	slices.Sort(a.rolloutSinks)
+	return nil
+}
+
+// addDeciders adds the tracker (pods → records) and the rollout controller (workloads → rollouts).
+func (a *App) addDeciders(c *cfgpkg.Config, o Options, led *ledger.Ledger, log logr.Logger) error {
+	mgr := a.Manager
+	rcfg := rolloutctl.Config{
+		Reader:            mgr.GetCache(),
+		Notifier:          a.Notifier,
+		Sinks:             a.rolloutSinks,
+		Recorder:          mgr.GetEventRecorderFor("deployment-tracker"),
+		History:           c.RolloutHistory,
+		MaxAge:            c.RolloutMaxAge,
+		ExcludeNamespaces: c.ExcludeNamespaces,
+		WaitForCacheSync:  mgr.GetCache().WaitForCacheSync,
+		Log:               log.WithName("rollouts"),
+	}
+	if led != nil {
+		rcfg.Ledger = led
+	}
+	rc, err := rolloutctl.New(rcfg)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(rc); err != nil {
+		return fmt.Errorf("adding the rollout controller: %w", err)
+	}
+	if err := rc.SetupWithManager(context.Background(), mgr, o.SkipNameValidation); err != nil {
+		return fmt.Errorf("setting up the rollout controller: %w", err)
+	}
+	a.Rollouts = rc
+
 	tc := tracker.Config{
 		Reader:              mgr.GetCache(),
-		Desirer:             d,
+		APIReader:           mgr.GetAPIReader(),
+		Mapper:              mgr.GetRESTMapper(),
+		Revisions:           rc,
+		Desirer:             a.Dispatcher,
 		Template:            c.Template,
 		Org:                 c.Org,
 		LogicalEnvironment:  c.LogicalEnvironment,
 		PhysicalEnvironment: c.PhysicalEnvironment,
 		Cluster:             c.Cluster,
 		ExcludeNamespaces:   c.ExcludeNamespaces,
-		Seeder:              d,
+		Seeder:              a.Dispatcher,
 		WaitForCacheSync:    mgr.GetCache().WaitForCacheSync,
-		Metrics:             m,
+		Metrics:             a.Metrics,
 		Log:                 log.WithName("tracker"),
 	}
 	if led != nil {
 		tc.Ledger = led
 	}
-	t, err = tracker.New(tc)
+	t, err := tracker.New(tc)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := mgr.Add(t); err != nil {
-		return nil, fmt.Errorf("adding the tracker: %w", err)
+		return fmt.Errorf("adding the tracker: %w", err)
 	}
 	if err := t.SetupWithManager(mgr, o.SkipNameValidation); err != nil {
-		return nil, fmt.Errorf("setting up the tracker: %w", err)
+		return fmt.Errorf("setting up the tracker: %w", err)
 	}
-	mgr.GetWebhookServer().Register(webhook.Path, &webhook.Server{Handler: webhook.New(t, m), Metrics: m})
+	a.Tracker = t
+	return nil
+}
 
+func addChecks(mgr manager.Manager) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return nil, fmt.Errorf("adding the liveness check: %w", err)
+		return fmt.Errorf("adding the liveness check: %w", err)
 	}
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
-		return nil, fmt.Errorf("adding the readiness check: %w", err)
+		return fmt.Errorf("adding the readiness check: %w", err)
 	}
 	if err := mgr.AddReadyzCheck("informers", informersSynced(mgr.GetCache())); err != nil {
-		return nil, fmt.Errorf("adding the readiness check: %w", err)
+		return fmt.Errorf("adding the readiness check: %w", err)
 	}
-	return &App{Manager: mgr, Tracker: t, Dispatcher: d, Metrics: m}, nil
+	return nil
+}
+
+// rolloutSinks are the rollout sinks the configuration enables: the dry-run log sink, when it is one.
+func rolloutSinks(c *cfgpkg.Config, s sink.Sink) map[string]sink.RolloutSink {
+	out := map[string]sink.RolloutSink{}
+	if rs, ok := s.(sink.RolloutSink); ok && c.DryRun {
+		out["log"] = rs
+	}
+	return out
 }
 
 // Start runs the tracker until ctx is cancelled; queued records are drained within the shutdown timeout.
@@ -269,6 +382,18 @@ func (r ledgerReporter) Delivered(ctx context.Context, rec record.Record) {
 func (r ledgerReporter) Failed(ctx context.Context, rec record.Record, postErr error, attempts int, next time.Time) {
 	if err := r.l.Failed(ctx, rec, postErr, attempts, next); err != nil {
 		r.log.Error(err, "Cannot record a failed post in the ledger", "deploymentName", rec.DeploymentName)
+	}
+}
+
+func (r ledgerReporter) RolloutDelivered(ctx context.Context, ro rollout.Rollout, sinkName string, state map[string]string) {
+	if err := r.l.RolloutDelivered(ctx, ro, sinkName, state); err != nil {
+		r.log.Error(err, "Cannot record a rollout notification in the ledger", "workload", ro.Workload.String(), "revision", ro.Revision)
+	}
+}
+
+func (r ledgerReporter) RolloutFailed(ctx context.Context, ro rollout.Rollout, sinkName string, err error, attempts int, next time.Time) {
+	if lerr := r.l.RolloutFailed(ctx, ro, sinkName, err, attempts, next); lerr != nil {
+		r.log.Error(lerr, "Cannot record a failed rollout notification in the ledger", "workload", ro.Workload.String(), "revision", ro.Revision)
 	}
 }
 

@@ -49,6 +49,10 @@ type Config struct {
 	UnknownArtifactTTL time.Duration
 	ShutdownTimeout    time.Duration
 
+	// Rollouts: how many are kept per workload in the ledger, and for how long at most once finished.
+	RolloutHistory int
+	RolloutMaxAge  time.Duration
+
 	// Records (environment variables).
 	Org                 string
 	BaseURL             string
@@ -92,6 +96,8 @@ func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 	fs.IntVar(&c.RequestsPerHour, "github-requests-per-hour", 500, "client-side pace of record posts per hour (0: unlimited)")
 	fs.DurationVar(&c.UnknownArtifactTTL, "unknown-artifact-ttl", time.Hour, "how long a 404 for an unknown artifact digest is remembered before it is tried again")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long queued records may still be posted before exiting")
+	fs.IntVar(&c.RolloutHistory, "rollout-history", 10, "rollouts kept per workload in the ledger (RolloutRecord objects)")
+	fs.DurationVar(&c.RolloutMaxAge, "rollout-max-age", 30*24*time.Hour, "how long a finished rollout is kept in the ledger at most (the latest of a workload stays while it exists)")
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("flags: %w", err)
@@ -182,6 +188,12 @@ func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("-shutdown-timeout", "must be positive")
+	}
+	if c.RolloutHistory < 1 || c.RolloutHistory > 1000 {
+		bad("-rollout-history", "must be between 1 and 1000, got %d", c.RolloutHistory)
+	}
+	if c.RolloutMaxAge < time.Hour {
+		bad("-rollout-max-age", "must be at least 1h, got %s", c.RolloutMaxAge)
 	}
 	if c.LeaderElect && c.LeaderElectionNamespace == "" && c.Kubeconfig != "" {
 		bad("-leader-election-namespace", "required with -leader-elect outside a cluster (or set POD_NAMESPACE)")

@@ -52,6 +52,8 @@ func defaults() *Config {
 		RequestsPerHour:    500,
 		UnknownArtifactTTL: time.Hour,
 		ShutdownTimeout:    20 * time.Second,
+		RolloutHistory:     10,
+		RolloutMaxAge:      30 * 24 * time.Hour,
 		Org:                "octo-org",
 		BaseURL:            "https://api.github.com",
 		TemplateText:       record.DefaultTemplate,
@@ -108,13 +110,14 @@ func TestParse(t *testing.T) {
 				"-metrics-port=0", "-webhook-port=8443", "-webhook-host=127.0.0.1", "-cert-dir=/certs",
 				"-health-probe-bind-address=:9000", "-leader-elect", "-leader-election-namespace=tracker",
 				"-leader-election-id=dt", "-github-requests-per-minute=0", "-github-requests-per-hour=0",
-				"-unknown-artifact-ttl=0s", "-shutdown-timeout=1m30s",
+				"-unknown-artifact-ttl=0s", "-shutdown-timeout=1m30s", "-rollout-history=3", "-rollout-max-age=168h",
 			},
 			want: func(c *Config) {
 				c.Kubeconfig, c.Namespace, c.Workers = "/home/me/.kube/config", "payments", 8
 				c.MetricsPort, c.WebhookPort, c.WebhookHost, c.CertDir = 0, 8443, "127.0.0.1", "/certs"
 				c.HealthProbeAddr, c.LeaderElect, c.LeaderElectionNamespace, c.LeaderElectionID = ":9000", true, "tracker", "dt"
 				c.RequestsPerMinute, c.RequestsPerHour, c.UnknownArtifactTTL, c.ShutdownTimeout = 0, 0, 0, 90*time.Second
+				c.RolloutHistory, c.RolloutMaxAge = 3, 7*24*time.Hour
 			},
 		},
 		{
@@ -302,6 +305,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "duration garbage", args: []string{"-shutdown-timeout", "soon"}, wantNames: []string{"flags"}, wantContains: []string{"-shutdown-timeout"}},
 		{name: "negative duration", args: []string{"-unknown-artifact-ttl=-1s"}, wantNames: []string{"-unknown-artifact-ttl"}},
 		{name: "zero shutdown timeout", args: []string{"-shutdown-timeout=0s"}, wantNames: []string{"-shutdown-timeout"}},
+		{name: "no rollout history", args: []string{"-rollout-history=0"}, wantNames: []string{"-rollout-history"}},
+		{name: "rollout max age too short", args: []string{"-rollout-max-age=10m"}, wantNames: []string{"-rollout-max-age"}},
 		{name: "webhook port zero", args: []string{"-webhook-port=0"}, wantNames: []string{"-webhook-port"}},
 		{name: "webhook port too large", args: []string{"-webhook-port=65536"}, wantNames: []string{"-webhook-port"}},
 		{name: "metrics port negative", args: []string{"-metrics-port=-1"}, wantNames: []string{"-metrics-port"}},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/deployment-tracker/deployment-tracker/internal/app"
 	"github.com/deployment-tracker/deployment-tracker/internal/config"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 )
 
 // trackerSettings vary a tracker instance from the default: GitHub App authentication against gh, the webhook
@@ -92,6 +93,7 @@ func startTracker(ctx context.Context, s trackerSettings) (*instance, error) {
 		lease, renew, retry = ptr.To(3*time.Second), ptr.To(2*time.Second), ptr.To(500*time.Millisecond)
 	}
 	a, err := app.New(cfg, app.Options{
+		RolloutSinks:           map[string]sink.RolloutSink{"e2e": notes},
 		LeaseDuration:          lease,
 		RenewDeadline:          renew,
 		RetryPeriod:            retry,

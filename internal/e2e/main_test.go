@@ -147,9 +147,12 @@ func installRBAC(ctx context.Context) error {
 			return fmt.Errorf("applying %s %s: %w", o.GetKind(), o.GetName(), err)
 		}
 	}
-	// The ledger's CRD must be served before the tracker starts.
+	// The ledger's CRDs must be served before the tracker starts.
 	for {
 		err := env.Client.List(ctx, &v1alpha1.DeploymentRecordList{}, client.InNamespace(trackerNamespace))
+		if err == nil {
+			err = env.Client.List(ctx, &v1alpha1.RolloutRecordList{}, client.InNamespace(trackerNamespace))
+		}
 		if err == nil {
 			return nil
 		}

@@ -280,8 +280,8 @@ func spec(r record.Record, m Meta, now time.Time, cur *v1alpha1.DeploymentRecord
 		if s.PodStarted == nil || r.Status == record.StatusDecommissioned {
 			s.PodStarted = cur.PodStarted
 		}
-		if r.Status == record.StatusDecommissioned || (s.Revision == 0 && cur.Digest == s.Digest) {
-			s.Revision = cur.Revision
+		if r.Status == record.StatusDecommissioned || cur.Digest == s.Digest {
+			s.Revision = max(s.Revision, cur.Revision) // the same digest never goes back to an older revision
 		}
 	}
 	return s

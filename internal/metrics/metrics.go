@@ -23,6 +23,14 @@ const (
 	AdmissionMalformed   = "malformed"
 )
 
+// Outcomes of deptracker_rollout_notifications_total.
+const (
+	NotificationDelivered   = "delivered"
+	NotificationRetried     = "retried"
+	NotificationRateLimited = "rate_limited"
+	NotificationRejected    = "rejected"
+)
+
 // Metrics are the tracker's collectors. The deptracker_* names without unit suffix keep the names of the
 // reference implementation for dashboard compatibility; new metrics carry units.
 type Metrics struct {
@@ -47,6 +55,8 @@ type Metrics struct {
 	OwnerAccessDenied     *prometheus.CounterVec // kind
 	KeyCollisions         prometheus.Counter
 	OlderRefused          prometheus.Counter
+	RolloutNotifications  *prometheus.CounterVec // sink, outcome
+	RolloutPending        prometheus.Gauge
 }
 
 // New creates the collectors and registers them on reg.
@@ -120,10 +130,19 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "deptracker_older_decisions_refused_total",
 			Help: "Decisions not recorded because the ledger holds one of a newer revision (a leader with a lagging cache).",
 		}),
+		RolloutNotifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "deptracker_rollout_notifications_total",
+			Help: "Rollout notifications handed to a sink, by sink and outcome (delivered, retried, rate_limited, rejected).",
+		}, []string{"sink", "outcome"}),
+		RolloutPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "deptracker_rollout_notifications_pending",
+			Help: "Rollout notifications decided but not yet acknowledged, one per sink and rollout.",
+		}),
 	}
 	reg.MustRegister(m.EventsProcessedOK, m.EventsProcessedFailed, m.EventsProcessedTimer, m.PostTimer, m.PostOK,
 		m.PostSoftFail, m.PostHardFail, m.PostClientError, m.PostNoAttestation, m.PostRateLimited,
 		m.UnknownArtifactHit, m.Admission, m.QueueDepth, m.PendingRecords, m.DigestMismatch, m.ContainersSkipped,
-		m.PodsFirstSeen, m.RecordLatency, m.OwnerAccessDenied, m.KeyCollisions, m.OlderRefused)
+		m.PodsFirstSeen, m.RecordLatency, m.OwnerAccessDenied, m.KeyCollisions, m.OlderRefused,
+		m.RolloutNotifications, m.RolloutPending)
 	return m
 }

@@ -3,6 +3,7 @@
 package podwatch
 
 import (
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,23 +14,59 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
 )
 
+// The labels that tie a pod (and its ReplicaSet or ControllerRevision) to one revision of its workload, kept by
+// both transforms.
+const (
+	// LabelPodTemplateHash is the hash of a Deployment's pod template, set by the Deployment controller on the
+	// ReplicaSet and its pods.
+	// https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#pod-template-hash-label
+	LabelPodTemplateHash = appsv1.DefaultDeploymentUniqueLabelKey
+	// LabelControllerRevisionHash names the ControllerRevision of a StatefulSet or DaemonSet pod, set on the
+	// pods and on the ControllerRevision itself.
+	// https://kubernetes.io/docs/reference/labels-annotations-taints/#controller-revision-hash
+	LabelControllerRevisionHash = appsv1.ControllerRevisionHashLabelKey
+	// LabelRolloutsPodTemplateHash is Argo Rollouts' counterpart of pod-template-hash, set on a Rollout's
+	// ReplicaSets and their pods (DefaultRolloutUniqueLabelKey).
+	// https://github.com/argoproj/argo-rollouts/blob/master/pkg/apis/rollouts/v1alpha1/types.go
+	LabelRolloutsPodTemplateHash = "rollouts-pod-template-hash"
+)
+
+// The revision annotations, kept on owner metadata: they order the revisions of a workload.
+const (
+	// AnnotationDeploymentRevision is the revision number the Deployment controller gives a Deployment and
+	// each of its ReplicaSets; a rollback gives the restored ReplicaSet the next number.
+	// https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#checking-rollout-history-of-a-deployment
+	AnnotationDeploymentRevision = "deployment.kubernetes.io/revision"
+	// AnnotationRolloutRevision is Argo Rollouts' revision number of a Rollout's ReplicaSets
+	// (annotations.RevisionAnnotation).
+	// https://github.com/argoproj/argo-rollouts/blob/master/utils/annotations/annotations.go
+	AnnotationRolloutRevision = "rollout.argoproj.io/revision"
+)
+
 var (
 	_ cache.TransformFunc = StripPod
 	_ cache.TransformFunc = StripMetadata
 )
 
-// StripPod reduces a pod to what the tracker reads: identity, the controller owner reference, the
-// pod-template-hash label, metadata.github.com/ annotations, container names and images, phase, start time and
-// the imageID of every container status. Everything else (managed fields, env, volumes, probes, conditions…)
-// is dropped. Objects other than pods are returned unchanged.
+// revisionLabels are the labels both transforms keep, each only when present.
+var revisionLabels = []string{LabelPodTemplateHash, LabelControllerRevisionHash, LabelRolloutsPodTemplateHash}
+
+// revisionAnnotations are the annotations StripMetadata keeps besides the metadata.github.com/ ones.
+var revisionAnnotations = []string{AnnotationDeploymentRevision, AnnotationRolloutRevision}
+
+// StripPod reduces a pod to what the tracker reads: identity, the controller owner reference, the revision
+// labels (pod-template-hash, controller-revision-hash, rollouts-pod-template-hash), metadata.github.com/
+// annotations, container names and images, phase, start time and the imageID of every container status.
+// Everything else (managed fields, env, volumes, probes, conditions…) is dropped. Objects other than pods are
+// returned unchanged.
 func StripPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
-	if !ok {
+	if !ok || pod == nil {
 		return obj, nil
 	}
 	out := &corev1.Pod{
 		TypeMeta:   pod.TypeMeta,
-		ObjectMeta: stripMeta(&pod.ObjectMeta, appsv1.DefaultDeploymentUniqueLabelKey),
+		ObjectMeta: stripMeta(&pod.ObjectMeta, nil),
 		Spec: corev1.PodSpec{
 			Containers:     containers(pod.Spec.Containers),
 			InitContainers: containers(pod.Spec.InitContainers),
@@ -45,16 +82,21 @@ func StripPod(obj any) (any, error) {
 }
 
 // StripMetadata reduces owner metadata (metav1.PartialObjectMetadata) to identity, the controller owner
-// reference, the deletion timestamp and metadata.github.com/ annotations.
+// reference, the deletion timestamp, the revision labels (pod-template-hash, controller-revision-hash,
+// rollouts-pod-template-hash), the revision annotations (deployment.kubernetes.io/revision,
+// rollout.argoproj.io/revision) and metadata.github.com/ annotations: what resolving an owner and ordering the
+// ReplicaSets of a workload read.
 func StripMetadata(obj any) (any, error) {
 	m, ok := obj.(*metav1.PartialObjectMetadata)
-	if !ok {
+	if !ok || m == nil {
 		return obj, nil
 	}
-	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: stripMeta(&m.ObjectMeta, "")}, nil
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: stripMeta(&m.ObjectMeta, revisionAnnotations)}, nil
 }
 
-func stripMeta(m *metav1.ObjectMeta, keepLabel string) metav1.ObjectMeta {
+// stripMeta keeps identity, the deletion timestamp, the controller owner reference, the revision labels, the
+// metadata.github.com/ annotations and the annotations named in keepAnnotations.
+func stripMeta(m *metav1.ObjectMeta, keepAnnotations []string) metav1.ObjectMeta {
 	out := metav1.ObjectMeta{
 		Name:              m.Name,
 		Namespace:         m.Namespace,
@@ -63,11 +105,16 @@ func stripMeta(m *metav1.ObjectMeta, keepLabel string) metav1.ObjectMeta {
 		CreationTimestamp: m.CreationTimestamp,
 		DeletionTimestamp: m.DeletionTimestamp,
 	}
-	if v, ok := m.Labels[keepLabel]; ok && keepLabel != "" {
-		out.Labels = map[string]string{keepLabel: v}
+	for _, k := range revisionLabels {
+		if v, ok := m.Labels[k]; ok {
+			if out.Labels == nil {
+				out.Labels = make(map[string]string, 1)
+			}
+			out.Labels[k] = v
+		}
 	}
 	for k, v := range m.Annotations {
-		if strings.HasPrefix(k, record.AnnotationPrefix) {
+		if strings.HasPrefix(k, record.AnnotationPrefix) || slices.Contains(keepAnnotations, k) {
 			if out.Annotations == nil {
 				out.Annotations = map[string]string{}
 			}

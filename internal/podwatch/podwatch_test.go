@@ -166,6 +166,52 @@ func TestStripPod(t *testing.T) {
 			},
 		},
 		{
+			name: "StatefulSet pod keeps controller-revision-hash, not the other StatefulSet labels",
+			in: func(t *testing.T) *corev1.Pod {
+				p := fullPod(t)
+				delete(p.Labels, podwatch.LabelPodTemplateHash)
+				p.Labels[podwatch.LabelControllerRevisionHash] = "db-6b8f5d7c9"
+				p.Labels["statefulset.kubernetes.io/pod-name"] = "db-0"
+				p.Labels["apps.kubernetes.io/pod-index"] = "0"
+				p.OwnerReferences = []metav1.OwnerReference{{
+					APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "u-db", Controller: new(true), BlockOwnerDeletion: new(true),
+				}}
+				return p
+			},
+			want: func() *corev1.Pod {
+				p := strippedFullPod()
+				p.Labels = map[string]string{podwatch.LabelControllerRevisionHash: "db-6b8f5d7c9"}
+				p.OwnerReferences = []metav1.OwnerReference{{
+					APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "u-db", Controller: new(true),
+				}}
+				return p
+			}(),
+		},
+		{
+			name: "Argo Rollouts pod keeps rollouts-pod-template-hash beside pod-template-hash",
+			in: func(t *testing.T) *corev1.Pod {
+				p := fullPod(t)
+				p.Labels[podwatch.LabelRolloutsPodTemplateHash] = "5c8d7f9b64"
+				p.Labels["rollouts-pod-template-hash-canary"] = "x" // a look-alike is not kept
+				return p
+			},
+			want: func() *corev1.Pod {
+				p := strippedFullPod()
+				p.Labels[podwatch.LabelRolloutsPodTemplateHash] = "5c8d7f9b64"
+				return p
+			}(),
+		},
+		{
+			name: "revision annotations are owner metadata: a pod does not keep them",
+			in: func(t *testing.T) *corev1.Pod {
+				p := fullPod(t)
+				p.Annotations[podwatch.AnnotationDeploymentRevision] = "14"
+				p.Annotations[podwatch.AnnotationRolloutRevision] = "3"
+				return p
+			},
+			want: strippedFullPod(),
+		},
+		{
 			name: "owner references that are not the controller are dropped",
 			in: func(*testing.T) *corev1.Pod {
 				return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
@@ -239,10 +285,44 @@ func strippedOwnerMetadata() *metav1.PartialObjectMetadata {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "web", Namespace: "shop", UID: "u-web", ResourceVersion: "9001",
 			CreationTimestamp: ts("2025-01-10T08:00:00Z"),
-			Annotations:       map[string]string{"metadata.github.com/team": "payments"},
+			Annotations: map[string]string{
+				"deployment.kubernetes.io/revision": "14",
+				"metadata.github.com/team":          "payments",
+			},
 			OwnerReferences: []metav1.OwnerReference{
 				{APIVersion: "example.com/v1", Kind: "App", Name: "shop", UID: "u-app", Controller: new(true)},
 			},
+		},
+	}
+}
+
+// replicaSetMetadata is a Deployment's ReplicaSet as a metadata informer receives it.
+func replicaSetMetadata() *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "web-7d4b9c6f8", Namespace: "shop", UID: "0f4e2d1c-9b8a-4c7d-8e6f-5a4b3c2d1e0f",
+			ResourceVersion: "48213301", Generation: 3,
+			CreationTimestamp: ts("2025-06-01T11:58:01Z"),
+			Labels: map[string]string{
+				"app": "web", "app.kubernetes.io/name": "web", "app.kubernetes.io/managed-by": "Helm",
+				"pod-template-hash": "7d4b9c6f8",
+			},
+			Annotations: map[string]string{
+				"deployment.kubernetes.io/desired-replicas": "3",
+				"deployment.kubernetes.io/max-replicas":     "4",
+				"deployment.kubernetes.io/revision":         "14",
+				"deployment.kubernetes.io/revision-history": "9,11",
+				"meta.helm.sh/release-name":                 "web",
+				"metadata.github.com/team":                  "payments",
+			},
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "u-web", Controller: new(true), BlockOwnerDeletion: new(true),
+			}},
+			ManagedFields: []metav1.ManagedFieldsEntry{{
+				Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "apps/v1",
+				FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{}}}`)},
+			}},
 		},
 	}
 }
@@ -277,17 +357,87 @@ func TestStripMetadata(t *testing.T) {
 			},
 		},
 		{
-			name: "the pod-template-hash label is kept on pods only",
+			name: "Deployment's ReplicaSet keeps pod-template-hash and deployment.kubernetes.io/revision",
+			in:   replicaSetMetadata,
+			want: &metav1.PartialObjectMetadata{
+				TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
+				ObjectMeta: metav1.ObjectMeta{
+					Name: "web-7d4b9c6f8", Namespace: "shop", UID: "0f4e2d1c-9b8a-4c7d-8e6f-5a4b3c2d1e0f",
+					ResourceVersion:   "48213301",
+					CreationTimestamp: ts("2025-06-01T11:58:01Z"),
+					Labels:            map[string]string{"pod-template-hash": "7d4b9c6f8"},
+					Annotations: map[string]string{
+						"deployment.kubernetes.io/revision": "14",
+						"metadata.github.com/team":          "payments",
+					},
+					OwnerReferences: []metav1.OwnerReference{{
+						APIVersion: "apps/v1", Kind: "Deployment", Name: "web", UID: "u-web", Controller: new(true),
+					}},
+				},
+			},
+		},
+		{
+			name: "Argo Rollout's ReplicaSet keeps rollouts-pod-template-hash and rollout.argoproj.io/revision",
 			in: func() *metav1.PartialObjectMetadata {
-				m := &metav1.PartialObjectMetadata{}
-				m.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))
-				m.Name, m.Namespace = "web-7d4b9c6f8", "shop"
-				m.Labels = map[string]string{"pod-template-hash": "7d4b9c6f8"}
+				m := replicaSetMetadata()
+				m.Name = "checkout-5c8d7f9b64"
+				m.Labels = map[string]string{
+					"app": "checkout", "rollouts-pod-template-hash": "5c8d7f9b64",
+				}
+				m.Annotations = map[string]string{
+					"rollout.argoproj.io/desired-replicas": "5",
+					"rollout.argoproj.io/revision":         "3",
+					"rollout.argoproj.io/revision-history": "1",
+				}
+				m.OwnerReferences = []metav1.OwnerReference{{
+					APIVersion: "argoproj.io/v1alpha1", Kind: "Rollout", Name: "checkout", UID: "u-checkout", Controller: new(true),
+				}}
 				return m
 			},
 			want: &metav1.PartialObjectMetadata{
-				TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
-				ObjectMeta: metav1.ObjectMeta{Name: "web-7d4b9c6f8", Namespace: "shop"},
+				TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
+				ObjectMeta: metav1.ObjectMeta{
+					Name: "checkout-5c8d7f9b64", Namespace: "shop", UID: "0f4e2d1c-9b8a-4c7d-8e6f-5a4b3c2d1e0f",
+					ResourceVersion:   "48213301",
+					CreationTimestamp: ts("2025-06-01T11:58:01Z"),
+					Labels:            map[string]string{"rollouts-pod-template-hash": "5c8d7f9b64"},
+					Annotations:       map[string]string{"rollout.argoproj.io/revision": "3"},
+					OwnerReferences: []metav1.OwnerReference{{
+						APIVersion: "argoproj.io/v1alpha1", Kind: "Rollout", Name: "checkout", UID: "u-checkout", Controller: new(true),
+					}},
+				},
+			},
+		},
+		{
+			name: "StatefulSet's ControllerRevision keeps controller-revision-hash",
+			in: func() *metav1.PartialObjectMetadata {
+				m := &metav1.PartialObjectMetadata{}
+				m.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ControllerRevision"))
+				m.Name, m.Namespace = "db-6b8f5d7c9", "shop"
+				m.Labels = map[string]string{"app": "db", "controller-revision-hash": "db-6b8f5d7c9"}
+				return m
+			},
+			want: &metav1.PartialObjectMetadata{
+				TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ControllerRevision"},
+				ObjectMeta: metav1.ObjectMeta{
+					Name: "db-6b8f5d7c9", Namespace: "shop",
+					Labels: map[string]string{"controller-revision-hash": "db-6b8f5d7c9"},
+				},
+			},
+		},
+		{
+			name: "labels without a revision label are dropped entirely",
+			in: func() *metav1.PartialObjectMetadata {
+				m := &metav1.PartialObjectMetadata{}
+				m.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("StatefulSet"))
+				m.Name, m.Namespace = "db", "shop"
+				m.Labels = map[string]string{"app": "db", "pod-template-hash-old": "x"}
+				m.Annotations = map[string]string{"deployment.kubernetes.io/revision-history": "1,2"}
+				return m
+			},
+			want: &metav1.PartialObjectMetadata{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+				ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "shop"},
 			},
 		},
 	}
@@ -304,6 +454,13 @@ func TestStripMetadata(t *testing.T) {
 			}
 			if diff := cmp.Diff(before, in); diff != "" {
 				t.Errorf("StripMetadata() modified its input (-before +after):\n%s", diff)
+			}
+			again, err := podwatch.StripMetadata(got)
+			if err != nil {
+				t.Fatalf("StripMetadata(StripMetadata()) error = %v", err)
+			}
+			if diff := cmp.Diff(got, again); diff != "" {
+				t.Errorf("StripMetadata() is not idempotent (-once +twice):\n%s", diff)
 			}
 		})
 	}
@@ -323,6 +480,8 @@ func TestTransformsPassThrough(t *testing.T) {
 		{"StripPod: owner metadata", podwatch.StripPod, ownerMetadata()},
 		{"StripPod: tombstone", podwatch.StripPod, tombstone},
 		{"StripPod: nil", podwatch.StripPod, nil},
+		{"StripPod: nil pod", podwatch.StripPod, (*corev1.Pod)(nil)},
+		{"StripMetadata: nil metadata", podwatch.StripMetadata, (*metav1.PartialObjectMetadata)(nil)},
 		{"StripMetadata: pod", podwatch.StripMetadata, fullPod(t)},
 		{"StripMetadata: typed Deployment", podwatch.StripMetadata, deploy},
 		{"Strip: typed Deployment", podwatch.Strip, deploy},

@@ -2,25 +2,7 @@ package rollout
 
 import (
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
-)
-
-// Labels and annotations that tell revisions apart.
-const (
-	// LabelPodTemplateHash is set by the Deployment controller on a ReplicaSet and its pods.
-	// https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#pod-template-hash-label
-	LabelPodTemplateHash = "pod-template-hash"
-	// LabelControllerRevisionHash is set by the StatefulSet controller (the ControllerRevision's name) and the
-	// DaemonSet controller (the hash) on their pods.
-	// https://kubernetes.io/docs/reference/labels-annotations-taints/#controller-revision-hash
-	LabelControllerRevisionHash = "controller-revision-hash"
-	// LabelRolloutsPodTemplateHash is set by Argo Rollouts on a Rollout's ReplicaSets and their pods.
-	// https://argo-rollouts.readthedocs.io/en/stable/features/specification/
-	LabelRolloutsPodTemplateHash = "rollouts-pod-template-hash"
-	// AnnotationDeploymentRevision numbers a Deployment's ReplicaSets; a rollback gives the restored one the
-	// next number. https://kubernetes.io/docs/reference/labels-annotations-taints/#deployment-kubernetes-io-revision
-	AnnotationDeploymentRevision = "deployment.kubernetes.io/revision"
-	// AnnotationRolloutRevision numbers an Argo Rollout's ReplicaSets, as the Deployment annotation does.
-	AnnotationRolloutRevision = "rollout.argoproj.io/revision"
+	"github.com/deployment-tracker/deployment-tracker/internal/podwatch"
 )
 
 // Workload kinds whose revisions the tracker follows.
@@ -29,13 +11,12 @@ var (
 	KindStatefulSet  = owner.Workload{Group: "apps", Kind: "StatefulSet"}
 	KindDaemonSet    = owner.Workload{Group: "apps", Kind: "DaemonSet"}
 	KindArgoRollout  = owner.Workload{Group: "argoproj.io", Kind: "Rollout"}
-	revisionedKinds  = []owner.Workload{KindDeployment, KindStatefulSet, KindDaemonSet, KindArgoRollout}
 	rolloutKinds     = []owner.Workload{KindDeployment, KindStatefulSet, KindDaemonSet}
 	podRevisionLabel = map[owner.Workload]string{
-		KindDeployment:  LabelPodTemplateHash,
-		KindStatefulSet: LabelControllerRevisionHash,
-		KindDaemonSet:   LabelControllerRevisionHash,
-		KindArgoRollout: LabelRolloutsPodTemplateHash,
+		KindDeployment:  podwatch.LabelPodTemplateHash,
+		KindStatefulSet: podwatch.LabelControllerRevisionHash,
+		KindDaemonSet:   podwatch.LabelControllerRevisionHash,
+		KindArgoRollout: podwatch.LabelRolloutsPodTemplateHash,
 	}
 )
 

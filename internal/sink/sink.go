@@ -1,5 +1,6 @@
-// Package sink defines the contract between the dispatcher and the external systems records are delivered to,
-// and the error classes the dispatcher uses to decide whether and when to retry.
+// Package sink defines the contract between the dispatchers and the external systems records and rollouts are
+// delivered to, and the error classes the dispatchers use to decide whether and when to retry. A sink takes
+// records (Sink), rollout transitions (RolloutSink), or both.
 package sink
 
 import (
@@ -9,12 +10,23 @@ import (
 	"time"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
+	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
 )
 
 // Sink delivers one record to an external system. Post must be safe for concurrent use; it must not retry on
 // its own (the dispatcher's workqueue is the only retry layer) and must classify its errors with the types below.
 type Sink interface {
 	Post(ctx context.Context, r record.Record) error
+}
+
+// RolloutSink is told how rollouts progress (internal/dispatch.Rollouts delivers to it). Notify receives the
+// rollout as it is now, what this sink acknowledged last and the state it returned then; it returns the state
+// to keep for the rollout (for example the id of a message to update next time), which the ledger keeps across
+// restarts and leader changes. Delivery is at least once and level-based: Notify must be idempotent (the same
+// rollout in the same phase may come again after a crash) and may skip phases it missed. It must be safe for
+// concurrent use, must not retry on its own and classifies its errors like Post.
+type RolloutSink interface {
+	Notify(ctx context.Context, n rollout.Notification) (state map[string]string, err error)
 }
 
 // ClusterSink is a Sink that can also deliver many records in a few bulk requests, for example the first sync of

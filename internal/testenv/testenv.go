@@ -353,7 +353,9 @@ func schedulerArgs(kubeconfig string, port int) []string {
 }
 
 // kwokArgs: kwok manages only the nodes Start creates (by annotation), with the stages in kwok-stages.yaml,
-// loopback node and pod IPs, and its kubelet-like server on an ephemeral loopback port.
+// loopback node and pod IPs, and its kubelet-like server on an ephemeral loopback port. It renews each node's
+// Lease, as a kubelet does: without it the node lifecycle controller takes the nodes for NotReady every
+// node-monitor-grace-period (50s) and marks their pods not Ready, which kwok never undoes.
 func kwokArgs(kubeconfig, config string) []string {
 	return []string{
 		"--kubeconfig=" + kubeconfig,
@@ -363,6 +365,7 @@ func kwokArgs(kubeconfig, config string) []string {
 		"--server-address=127.0.0.1:0",
 		"--node-ip=" + kwokNodeIP,
 		"--cidr=" + kwokPodCIDR,
+		"--node-lease-duration-seconds=40",
 	}
 }
 

@@ -138,6 +138,7 @@ type workloadState struct {
 type refusal struct {
 	digest   string
 	revision int64
+	started  time.Time // the deciding pod's start: without revisions, a newer pod is a new decision
 }
 
 type podState struct {
@@ -386,9 +387,11 @@ func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, eve
 	if pod.Status.StartTime != nil {
 		ps.started = pod.Status.StartTime.Time
 	}
-	ps.submitted = pod.CreationTimestamp.Time
-	if admitted && !adm.Time.IsZero() {
-		ps.submitted = adm.Time
+	if ps.submitted.IsZero() { // the first sighting's: the webhook's capture expires, the pod stays
+		ps.submitted = pod.CreationTimestamp.Time
+		if admitted && !adm.Time.IsZero() {
+			ps.submitted = adm.Time
+		}
 	}
 	ps.revision = rollout.PodRevisionKey(res.Workload, pod.Labels)
 	ps.annotations = pod.Annotations
@@ -487,7 +490,7 @@ func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
 			ws.revision[name] = max(ws.revision[name], revision)
 			continue
 		}
-		if ref, ok := ws.refused[name]; ok && ref == (refusal{digest: r.Digest, revision: revision}) {
+		if ref, ok := ws.refused[name]; ok && ref == (refusal{digest: r.Digest, revision: revision, started: b.pod.started}) {
 			continue // refused as older already; tried again when the decision changes
 		}
 		if err := r.Validate(); err != nil {
@@ -500,7 +503,7 @@ func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
 		}
 		if err := t.put(ctx, r, w, name, b.pod, revision); err != nil {
 			if errors.Is(err, ledger.ErrOlder) {
-				ws.refused[name] = refusal{digest: r.Digest, revision: revision}
+				ws.refused[name] = refusal{digest: r.Digest, revision: revision, started: b.pod.started}
 				t.cfg.Metrics.OlderRefused.Inc()
 				t.cfg.Log.Info("not recording an older digest over a newer one", "workload", w, "container", name, "error", err.Error())
 				continue
@@ -544,6 +547,7 @@ func (t *Tracker) lastPodGone(ctx context.Context, w owner.Workload, ws *workloa
 					"workload", w, "grace", t.cfg.OwnerGoneGrace, "error", err.Error())
 			}
 			if wait := t.cfg.OwnerGoneGrace - now.Sub(ws.goneSince); wait > 0 {
+				t.reportPods(w, ws)
 				return &requeueError{after: wait}
 			}
 			exists, err = false, nil
@@ -553,6 +557,7 @@ func (t *Tracker) lastPodGone(ctx context.Context, w owner.Workload, ws *workloa
 		}
 	}
 	if exists {
+		t.reportPods(w, ws)
 		return nil // scaled to zero: the workload still runs its containers when it scales up
 	}
 	for _, name := range sortedKeys(ws.desired) {

@@ -1,0 +1,129 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/deployment-tracker/deployment-tracker/internal/owner"
+	"github.com/deployment-tracker/deployment-tracker/internal/podwatch"
+	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
+)
+
+// IndexController is the cache index of ReplicaSets (metadata) and ControllerRevisions by their controller:
+// "<group>/<kind>/<name>".
+const IndexController = "deployment-tracker.io/controller"
+
+// controllerKey is the IndexController value of an owner.
+func controllerKey(group, kind, name string) string { return group + "/" + kind + "/" + name }
+
+// indexController returns obj's controller as IndexController values.
+func indexController(obj client.Object) []string {
+	ref := metav1.GetControllerOfNoCopy(obj)
+	if ref == nil {
+		return nil
+	}
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil {
+		return nil
+	}
+	return []string{controllerKey(gv.Group, ref.Kind, ref.Name)}
+}
+
+// replicaSetList is the metadata list of ReplicaSets the owner informer caches.
+func replicaSetList() *metav1.PartialObjectMetadataList {
+	l := &metav1.PartialObjectMetadataList{}
+	l.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSetList"))
+	return l
+}
+
+// Current returns w's current revision as the cache shows it: the ReplicaSet with the highest revision
+// annotation of a Deployment or an Argo Rollout, the ControllerRevision named by a StatefulSet's
+// status.updateRevision, the ControllerRevision with the highest revision of a DaemonSet. It implements the
+// tracker's Revisions.
+func (c *Controller) Current(ctx context.Context, w owner.Workload) (rollout.Revision, bool, error) {
+	switch {
+	case w.Group == rollout.KindDeployment.Group && w.Kind == rollout.KindDeployment.Kind:
+		return c.highestReplicaSet(ctx, w, podwatch.AnnotationDeploymentRevision, podwatch.LabelPodTemplateHash)
+	case w.Group == rollout.KindArgoRollout.Group && w.Kind == rollout.KindArgoRollout.Kind:
+		return c.highestReplicaSet(ctx, w, podwatch.AnnotationRolloutRevision, podwatch.LabelRolloutsPodTemplateHash)
+	case w.Group == rollout.KindStatefulSet.Group && w.Kind == rollout.KindStatefulSet.Kind:
+		return c.statefulSetRevision(ctx, w)
+	case w.Group == rollout.KindDaemonSet.Group && w.Kind == rollout.KindDaemonSet.Kind:
+		return c.daemonSetRevision(ctx, w)
+	}
+	return rollout.Revision{}, false, nil
+}
+
+func (c *Controller) highestReplicaSet(ctx context.Context, w owner.Workload, annotation, label string) (rollout.Revision, bool, error) {
+	l := replicaSetList()
+	if err := c.cfg.Reader.List(ctx, l, client.InNamespace(w.Namespace),
+		client.MatchingFields{IndexController: controllerKey(w.Group, w.Kind, w.Name)}); err != nil {
+		return rollout.Revision{}, false, fmt.Errorf("listing the ReplicaSets of %s: %w", w, err)
+	}
+	var best rollout.Revision
+	found := false
+	for i := range l.Items {
+		rs := &l.Items[i]
+		n, err := strconv.ParseInt(rs.Annotations[annotation], 10, 64)
+		if err != nil || n <= 0 || rs.Labels[label] == "" {
+			continue // not numbered (yet): the controller annotates it right after creating it
+		}
+		if !found || n > best.Number {
+			best = rollout.Revision{Number: n, Key: rs.Labels[label], Created: rs.CreationTimestamp.Time}
+			found = true
+		}
+	}
+	return best, found, nil
+}
+
+func (c *Controller) statefulSetRevision(ctx context.Context, w owner.Workload) (rollout.Revision, bool, error) {
+	sts := &appsv1.StatefulSet{}
+	if err := c.cfg.Reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: w.Name}, sts); err != nil {
+		if apierrors.IsNotFound(err) {
+			return rollout.Revision{}, false, nil
+		}
+		return rollout.Revision{}, false, fmt.Errorf("reading %s: %w", w, err)
+	}
+	name := sts.Status.UpdateRevision
+	if name == "" {
+		return rollout.Revision{}, false, nil
+	}
+	cr := &appsv1.ControllerRevision{}
+	if err := c.cfg.Reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: name}, cr); err != nil {
+		if apierrors.IsNotFound(err) {
+			return rollout.Revision{}, false, nil
+		}
+		return rollout.Revision{}, false, fmt.Errorf("reading the revision %s of %s: %w", name, w, err)
+	}
+	return rollout.Revision{Number: cr.Revision, Key: name, Created: cr.CreationTimestamp.Time}, true, nil
+}
+
+func (c *Controller) daemonSetRevision(ctx context.Context, w owner.Workload) (rollout.Revision, bool, error) {
+	var l appsv1.ControllerRevisionList
+	if err := c.cfg.Reader.List(ctx, &l, client.InNamespace(w.Namespace),
+		client.MatchingFields{IndexController: controllerKey(w.Group, w.Kind, w.Name)}); err != nil {
+		return rollout.Revision{}, false, fmt.Errorf("listing the revisions of %s: %w", w, err)
+	}
+	var best rollout.Revision
+	found := false
+	for i := range l.Items {
+		cr := &l.Items[i]
+		key := cr.Labels[podwatch.LabelControllerRevisionHash]
+		if key == "" {
+			continue
+		}
+		if !found || cr.Revision > best.Number {
+			best = rollout.Revision{Number: cr.Revision, Key: key, Created: cr.CreationTimestamp.Time}
+			found = true
+		}
+	}
+	return best, found, nil
+}

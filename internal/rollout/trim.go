@@ -1,0 +1,247 @@
+package rollout
+
+import (
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/deployment-tracker/deployment-tracker/internal/podwatch"
+	"github.com/deployment-tracker/deployment-tracker/internal/record"
+)
+
+var _ cache.TransformFunc = Transform
+
+// workloadAnnotations are the annotations a trimmed Deployment, StatefulSet or DaemonSet keeps besides the
+// metadata.github.com/ ones.
+var workloadAnnotations = []string{podwatch.AnnotationDeploymentRevision}
+
+// The labels a trimmed ControllerRevision or ReplicaSet keeps (the hash its pods carry), and the annotations a
+// ReplicaSet keeps besides the metadata.github.com/ ones (its revision number).
+var (
+	controllerRevisionLabels = []string{podwatch.LabelControllerRevisionHash}
+	replicaSetLabels         = []string{
+		podwatch.LabelControllerRevisionHash, podwatch.LabelPodTemplateHash, podwatch.LabelRolloutsPodTemplateHash,
+	}
+	replicaSetAnnotations = []string{podwatch.AnnotationDeploymentRevision, podwatch.AnnotationRolloutRevision}
+)
+
+// Transform is the cache transform (cache.TransformFunc, for the controller-runtime cache's ByObject
+// transforms) of the workloads the rollout controller watches. It reduces a Deployment, StatefulSet or
+// DaemonSet to what Compute (kstatus) and the rollout model read: identity, generation, the revision and
+// metadata.github.com/ annotations, the replica counts and update strategy, the pod template's container names
+// and images and its metadata.github.com/ annotations, and the status kstatus reads (observed generation,
+// replica counts, revisions, conditions). A ControllerRevision keeps its identity, controller owner reference,
+// controller-revision-hash label and revision number, not its Data (a whole pod template); a ReplicaSet keeps
+// its identity, controller owner reference, revision labels and revision annotations only. Labels, managed
+// fields, env, volumes, probes and the rest are dropped. The input is never modified; objects of other types
+// are returned unchanged.
+//
+// What kstatus reads is in sigs.k8s.io/cli-utils/pkg/kstatus/status (core.go: deploymentConditions,
+// stsConditions, daemonsetConditions; generic.go: deletion timestamp, generation, conditions): keep this in step
+// with it, TestComputeTrimmed checks that both give the same Status.
+func Transform(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		if o == nil {
+			return obj, nil
+		}
+		return trimDeployment(o), nil
+	case *appsv1.StatefulSet:
+		if o == nil {
+			return obj, nil
+		}
+		return trimStatefulSet(o), nil
+	case *appsv1.DaemonSet:
+		if o == nil {
+			return obj, nil
+		}
+		return trimDaemonSet(o), nil
+	case *appsv1.ControllerRevision:
+		if o == nil {
+			return obj, nil
+		}
+		return &appsv1.ControllerRevision{
+			TypeMeta:   o.TypeMeta,
+			ObjectMeta: ownedMeta(&o.ObjectMeta, controllerRevisionLabels, nil),
+			Revision:   o.Revision,
+		}, nil
+	case *appsv1.ReplicaSet:
+		if o == nil {
+			return obj, nil
+		}
+		return &appsv1.ReplicaSet{
+			TypeMeta:   o.TypeMeta,
+			ObjectMeta: ownedMeta(&o.ObjectMeta, replicaSetLabels, replicaSetAnnotations),
+		}, nil
+	}
+	return obj, nil
+}
+
+func trimDeployment(d *appsv1.Deployment) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		TypeMeta:   d.TypeMeta,
+		ObjectMeta: workloadMeta(&d.ObjectMeta),
+		Spec: appsv1.DeploymentSpec{
+			Replicas:                copyPtr(d.Spec.Replicas),
+			ProgressDeadlineSeconds: copyPtr(d.Spec.ProgressDeadlineSeconds),
+			Paused:                  d.Spec.Paused,
+			Strategy:                appsv1.DeploymentStrategy{Type: d.Spec.Strategy.Type},
+			Template:                template(&d.Spec.Template),
+		},
+		Status: appsv1.DeploymentStatus{
+			ObservedGeneration:  d.Status.ObservedGeneration,
+			Replicas:            d.Status.Replicas,
+			UpdatedReplicas:     d.Status.UpdatedReplicas,
+			ReadyReplicas:       d.Status.ReadyReplicas,
+			AvailableReplicas:   d.Status.AvailableReplicas,
+			UnavailableReplicas: d.Status.UnavailableReplicas,
+			Conditions:          slices.Clone(d.Status.Conditions),
+		},
+	}
+}
+
+func trimStatefulSet(s *appsv1.StatefulSet) *appsv1.StatefulSet {
+	strategy := appsv1.StatefulSetUpdateStrategy{Type: s.Spec.UpdateStrategy.Type}
+	// kstatus reads the partition (a rollout with a partition is complete once the pods above it are updated),
+	// and the API server defaults it to 0 for RollingUpdate.
+	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
+		strategy.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{Partition: copyPtr(ru.Partition)}
+	}
+	return &appsv1.StatefulSet{
+		TypeMeta:   s.TypeMeta,
+		ObjectMeta: workloadMeta(&s.ObjectMeta),
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:       copyPtr(s.Spec.Replicas),
+			UpdateStrategy: strategy,
+			Template:       template(&s.Spec.Template),
+		},
+		Status: appsv1.StatefulSetStatus{
+			ObservedGeneration: s.Status.ObservedGeneration,
+			Replicas:           s.Status.Replicas,
+			ReadyReplicas:      s.Status.ReadyReplicas,
+			CurrentReplicas:    s.Status.CurrentReplicas,
+			UpdatedReplicas:    s.Status.UpdatedReplicas,
+			AvailableReplicas:  s.Status.AvailableReplicas,
+			CurrentRevision:    s.Status.CurrentRevision,
+			UpdateRevision:     s.Status.UpdateRevision,
+			Conditions:         slices.Clone(s.Status.Conditions),
+		},
+	}
+}
+
+func trimDaemonSet(d *appsv1.DaemonSet) *appsv1.DaemonSet {
+	return &appsv1.DaemonSet{
+		TypeMeta:   d.TypeMeta,
+		ObjectMeta: workloadMeta(&d.ObjectMeta),
+		Spec: appsv1.DaemonSetSpec{
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: d.Spec.UpdateStrategy.Type},
+			Template:       template(&d.Spec.Template),
+		},
+		Status: appsv1.DaemonSetStatus{
+			ObservedGeneration:     d.Status.ObservedGeneration,
+			DesiredNumberScheduled: d.Status.DesiredNumberScheduled,
+			CurrentNumberScheduled: d.Status.CurrentNumberScheduled,
+			UpdatedNumberScheduled: d.Status.UpdatedNumberScheduled,
+			NumberAvailable:        d.Status.NumberAvailable,
+			NumberReady:            d.Status.NumberReady,
+			NumberUnavailable:      d.Status.NumberUnavailable,
+			Conditions:             slices.Clone(d.Status.Conditions),
+		},
+	}
+}
+
+// workloadMeta keeps what a workload's metadata tells: identity, generation (kstatus compares it with the
+// observed generation), the deletion timestamp (kstatus: Terminating), the deployment.kubernetes.io/revision
+// and metadata.github.com/ annotations. Labels and owner references are dropped.
+func workloadMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name:              m.Name,
+		Namespace:         m.Namespace,
+		UID:               m.UID,
+		ResourceVersion:   m.ResourceVersion,
+		Generation:        m.Generation,
+		CreationTimestamp: m.CreationTimestamp,
+		DeletionTimestamp: m.DeletionTimestamp.DeepCopy(),
+		Annotations:       annotations(m.Annotations, workloadAnnotations),
+	}
+}
+
+// ownedMeta keeps the metadata of a revision object (ControllerRevision, ReplicaSet): identity, the deletion
+// timestamp, the controller owner reference, the labels in keepLabels and the annotations in keepAnnotations
+// or with the metadata.github.com/ prefix (the latter only when keepAnnotations is set).
+func ownedMeta(m *metav1.ObjectMeta, keepLabels, keepAnnotations []string) metav1.ObjectMeta {
+	out := metav1.ObjectMeta{
+		Name:              m.Name,
+		Namespace:         m.Namespace,
+		UID:               m.UID,
+		ResourceVersion:   m.ResourceVersion,
+		CreationTimestamp: m.CreationTimestamp,
+		DeletionTimestamp: m.DeletionTimestamp.DeepCopy(),
+	}
+	for _, k := range keepLabels {
+		if v, ok := m.Labels[k]; ok {
+			if out.Labels == nil {
+				out.Labels = make(map[string]string, 1)
+			}
+			out.Labels[k] = v
+		}
+	}
+	if keepAnnotations != nil {
+		out.Annotations = annotations(m.Annotations, keepAnnotations)
+	}
+	if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
+		out.OwnerReferences = []metav1.OwnerReference{{
+			APIVersion: ref.APIVersion, Kind: ref.Kind, Name: ref.Name, UID: ref.UID, Controller: copyPtr(ref.Controller),
+		}}
+	}
+	return out
+}
+
+// annotations returns the metadata.github.com/ annotations and those named in keep, or nil when there are none.
+func annotations(in map[string]string, keep []string) map[string]string {
+	var out map[string]string
+	for k, v := range in {
+		if strings.HasPrefix(k, record.AnnotationPrefix) || slices.Contains(keep, k) {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// template keeps the pod template's metadata.github.com/ annotations (a workload's deployment record metadata
+// can be set on its template) and its containers' names and images.
+func template(t *corev1.PodTemplateSpec) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Annotations: annotations(t.Annotations, nil)},
+		Spec: corev1.PodSpec{
+			InitContainers: containers(t.Spec.InitContainers),
+			Containers:     containers(t.Spec.Containers),
+		},
+	}
+}
+
+func containers(in []corev1.Container) []corev1.Container {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]corev1.Container, len(in))
+	for i := range in {
+		out[i] = corev1.Container{Name: in[i].Name, Image: in[i].Image}
+	}
+	return out
+}
+
+func copyPtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
