@@ -25,7 +25,7 @@ CONTROLLER_GEN := $(CACHE_DIR)/tools/controller-gen-v$(CONTROLLER_TOOLS_VERSION)
 CRD_FILE       := deploy/05-crd.yaml
 
 # Packages whose tests also run under the race detector (the concurrent core).
-RACE_PKGS := ./internal/dispatch/ ./internal/tracker/ ./webhook/ ./internal/githubtest/ ./internal/sink/...
+RACE_PKGS := ./internal/dispatch/ ./internal/tracker/ ./webhook/ ./internal/githubtest/ ./internal/sink/... ./internal/rollout/...
 
 .PHONY: help
 help: ## List the targets.

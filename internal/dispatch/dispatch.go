@@ -224,37 +224,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 			d.bulk(postCtx, cs)
 		}
 	}
-	var wg sync.WaitGroup
-	for range d.cfg.Workers {
-		wg.Go(func() {
-			for d.processNext(postCtx) {
-			}
-		})
-	}
-	<-ctx.Done()
-
-	log := d.cfg.Log
-	log.Info("Draining delivery queue", "pending", d.pendingRecords(), "timeout", d.cfg.DrainTimeout)
-	timerCtx, stopTimer := context.WithCancel(context.Background())
-	defer stopTimer()
-	timeout := make(chan struct{})
-	go func() {
-		if d.sleep(timerCtx, d.cfg.DrainTimeout) == nil {
-			close(timeout)
-		}
-	}()
-drain:
-	for !d.Idle() {
-		select {
-		case <-d.emptied:
-		case <-timeout:
-			log.Info("Drain timeout; records left undelivered", "pending", d.pendingRecords())
-			break drain
-		}
-	}
-	cancelPosts()
-	d.queue.ShutDown()
-	wg.Wait()
+	runWorkers(ctx, postCtx, cancelPosts, pool{
+		workers: d.cfg.Workers, process: d.processNext, idle: d.Idle, pending: d.pendingRecords, emptied: d.emptied,
+		shutdown: d.queue.ShutDown, sleep: d.sleep, timeout: d.cfg.DrainTimeout, log: d.cfg.Log, what: "records",
+	})
 	return nil
 }
 

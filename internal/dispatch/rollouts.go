@@ -266,37 +266,10 @@ func (d *Rollouts) Start(ctx context.Context) error {
 	// cancelled when the drain deadline passes.
 	notifyCtx, cancelNotify := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelNotify()
-	var wg sync.WaitGroup
-	for range d.cfg.Workers {
-		wg.Go(func() {
-			for d.processNext(notifyCtx) {
-			}
-		})
-	}
-	<-ctx.Done()
-
-	log := d.cfg.Log
-	log.Info("Draining rollout notifications", "pending", d.pending(), "timeout", d.cfg.DrainTimeout)
-	timerCtx, stopTimer := context.WithCancel(context.Background())
-	defer stopTimer()
-	timeout := make(chan struct{})
-	go func() {
-		if d.sleep(timerCtx, d.cfg.DrainTimeout) == nil {
-			close(timeout)
-		}
-	}()
-drain:
-	for !d.Idle() {
-		select {
-		case <-d.emptied:
-		case <-timeout:
-			log.Info("Drain timeout; rollout notifications left undelivered", "pending", d.pending())
-			break drain
-		}
-	}
-	cancelNotify()
-	d.queue.ShutDown()
-	wg.Wait()
+	runWorkers(ctx, notifyCtx, cancelNotify, pool{
+		workers: d.cfg.Workers, process: d.processNext, idle: d.Idle, pending: d.pending, emptied: d.emptied,
+		shutdown: d.queue.ShutDown, sleep: d.sleep, timeout: d.cfg.DrainTimeout, log: d.cfg.Log, what: "rollout notifications",
+	})
 	return nil
 }
 

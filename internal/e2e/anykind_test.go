@@ -126,6 +126,11 @@ func TestArgoRollout(t *testing.T) {
 	if n := testutil.ToFloat64(tracker.app.Metrics.OwnerAccessDenied.WithLabelValues("Rollout.argoproj.io")); n != 0 {
 		t.Errorf("access to Rollouts refused %v times; the shipped ClusterRole grants it", n)
 	}
+	mustDelete(t, ro) // the garbage collector deletes its ReplicaSets and their pods
+	rs = waitCount(t, ns, 4)
+	if rs[3].Status != record.StatusDecommissioned || rs[3].Digest != digestOf(t, v1) {
+		t.Errorf("after the Rollout's deletion: %+v, want %s decommissioned", rs[3], digestOf(t, v1))
+	}
 }
 
 // TestUnwatchedKindSinglePod: a single-pod workload of a custom kind (a database operator's Cluster, readable

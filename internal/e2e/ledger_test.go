@@ -61,7 +61,7 @@ func TestLedgerShowsWhatIsSynced(t *testing.T) {
 		LogicalEnvironment: logicalEnvironment, PhysicalEnvironment: physicalEnvironment, Cluster: cluster,
 		DeploymentName: ns + "/books/app",
 		Workload:       v1alpha1.Workload{Group: "apps", Kind: "Deployment", Namespace: ns, Name: "books"},
-		Container:      "app", Source: v1alpha1.SourceWebhook,
+		Container:      "app", Source: v1alpha1.SourceWebhook, Revision: 1,
 	}
 	got := dr.Spec
 	got.FirstSeen, got.PodStarted = want.FirstSeen, nil

@@ -68,8 +68,8 @@ func StripPod(obj any) (any, error) {
 		TypeMeta:   pod.TypeMeta,
 		ObjectMeta: stripMeta(&pod.ObjectMeta, nil),
 		Spec: corev1.PodSpec{
-			Containers:     containers(pod.Spec.Containers),
-			InitContainers: containers(pod.Spec.InitContainers),
+			Containers:     StripContainers(pod.Spec.Containers),
+			InitContainers: StripContainers(pod.Spec.InitContainers),
 		},
 		Status: corev1.PodStatus{
 			Phase:                 pod.Status.Phase,
@@ -129,7 +129,9 @@ func stripMeta(m *metav1.ObjectMeta, keepAnnotations []string) metav1.ObjectMeta
 	return out
 }
 
-func containers(in []corev1.Container) []corev1.Container {
+// StripContainers reduces containers to their names and images, what the tracker and the rollout model read
+// of a pod spec or a pod template.
+func StripContainers(in []corev1.Container) []corev1.Container {
 	if len(in) == 0 {
 		return nil
 	}

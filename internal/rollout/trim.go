@@ -221,21 +221,10 @@ func template(t *corev1.PodTemplateSpec) corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{Annotations: annotations(t.Annotations, nil)},
 		Spec: corev1.PodSpec{
-			InitContainers: containers(t.Spec.InitContainers),
-			Containers:     containers(t.Spec.Containers),
+			InitContainers: podwatch.StripContainers(t.Spec.InitContainers),
+			Containers:     podwatch.StripContainers(t.Spec.Containers),
 		},
 	}
-}
-
-func containers(in []corev1.Container) []corev1.Container {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make([]corev1.Container, len(in))
-	for i := range in {
-		out[i] = corev1.Container{Name: in[i].Name, Image: in[i].Image}
-	}
-	return out
 }
 
 func copyPtr[T any](p *T) *T {

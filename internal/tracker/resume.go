@@ -128,7 +128,7 @@ func (t *Tracker) resume(ctx context.Context) error {
 	for w := range adopted {
 		var err error
 		for attempt := 0; attempt < 5; attempt++ {
-			if err = t.recompute(ctx, w); err == nil {
+			if err = t.recompute(ctx, w); err == nil || isRequeue(err) {
 				break
 			}
 			select {
@@ -137,7 +137,13 @@ func (t *Tracker) resume(ctx context.Context) error {
 			case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
 			}
 		}
-		if err != nil {
+		if isRequeue(err) {
+			// Decided again later by the controller (a workload whose existence is not watched).
+			select {
+			case t.retry <- event.TypedGenericEvent[owner.Workload]{Object: w}:
+			default:
+			}
+		} else if err != nil {
 			log.Error(err, "Cannot decide the records of a workload from the ledger yet; the controller retries it", "workload", w)
 			select {
 			case t.retry <- event.TypedGenericEvent[owner.Workload]{Object: w}:

@@ -153,6 +153,9 @@ type podState struct {
 	waiting     map[string]bool          // containers the pod declares but has not started yet
 }
 
+// unwatchedRecheck is how often the existence of a workload of an unwatched kind without pods is read again.
+const unwatchedRecheck = time.Minute
+
 // admissionTTL bounds how long a CREATE capture waits for its pod to run.
 const admissionTTL = 15 * time.Minute
 
@@ -353,7 +356,7 @@ func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, eve
 		if pws := t.workloads[prev]; pws != nil {
 			moved = pws.pods[nn]
 			delete(pws.pods, nn)
-			if err := t.recompute(ctx, prev); err != nil {
+			if err := t.recompute(ctx, prev); err != nil && !isRequeue(err) {
 				if moved != nil {
 					pws.pods[nn] = moved
 				}
@@ -558,6 +561,11 @@ func (t *Tracker) lastPodGone(ctx context.Context, w owner.Workload, ws *workloa
 	}
 	if exists {
 		t.reportPods(w, ws)
+		if !w.Known() {
+			// Scaled to zero, or its pods went first while it is being deleted: the deletion of a kind the
+			// tracker does not watch is not seen, so look again.
+			return &requeueError{after: unwatchedRecheck}
+		}
 		return nil // scaled to zero: the workload still runs its containers when it scales up
 	}
 	for _, name := range sortedKeys(ws.desired) {
@@ -700,6 +708,12 @@ func (t *Tracker) reportPods(w owner.Workload, ws *workloadState) {
 type requeueError struct{ after time.Duration }
 
 func (e *requeueError) Error() string { return fmt.Sprintf("decided again in %s", e.after) }
+
+// isRequeue reports whether err only asks for the workload to be decided again later.
+func isRequeue(err error) bool {
+	var ra *requeueError
+	return errors.As(err, &ra)
+}
 
 // containers returns the recordable containers of a pod that runs or ran (its container status has an
 // imageID), keyed by container name; the records are complete except for metadata and deployment name.

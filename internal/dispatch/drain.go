@@ -1,0 +1,61 @@
+package dispatch
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+)
+
+// pool is what runWorkers needs of a dispatcher.
+type pool struct {
+	workers int
+	// process handles one queue item; false once the queue is shut down.
+	process func(ctx context.Context) bool
+	idle    func() bool
+	pending func() int
+	emptied <-chan struct{} // signalled when nothing is pending any more
+	// shutdown shuts the queue down, so that process returns false.
+	shutdown func()
+	sleep    func(ctx context.Context, d time.Duration) error
+	timeout  time.Duration
+	log      logr.Logger
+	what     string // "records", "rollout notifications"
+}
+
+// runWorkers runs p's workers with workCtx until ctx is cancelled, then keeps them going until nothing is
+// pending or the drain timeout has passed, whichever comes first; then it cancels workCtx (cancel) and waits
+// for the workers. workCtx must not be cancelled with ctx, so that the drain can still deliver.
+func runWorkers(ctx, workCtx context.Context, cancel context.CancelFunc, p pool) {
+	var wg sync.WaitGroup
+	for range p.workers {
+		wg.Go(func() {
+			for p.process(workCtx) {
+			}
+		})
+	}
+	<-ctx.Done()
+
+	p.log.Info("Draining "+p.what, "pending", p.pending(), "timeout", p.timeout)
+	timerCtx, stopTimer := context.WithCancel(context.Background())
+	defer stopTimer()
+	timeout := make(chan struct{})
+	go func() {
+		if p.sleep(timerCtx, p.timeout) == nil {
+			close(timeout)
+		}
+	}()
+drain:
+	for !p.idle() {
+		select {
+		case <-p.emptied:
+		case <-timeout:
+			p.log.Info("Drain timeout; "+p.what+" left undelivered", "pending", p.pending())
+			break drain
+		}
+	}
+	cancel()
+	p.shutdown()
+	wg.Wait()
+}
