@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"text/tabwriter"
@@ -308,6 +309,21 @@ func (d *demo) printRollouts(ctx context.Context) error {
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Spec.Workload.Namespace, r.Spec.Workload.Kind, r.Spec.Workload.Name,
 			r.Spec.Revision, r.Spec.Phase, r.Spec.Reason, r.Spec.Started.Format(time.TimeOnly), completed, r.Spec.SubmittedBy)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	var events corev1.EventList
+	if err := d.env.Client.List(ctx, &events, client.InNamespace("shop")); err != nil {
+		return fmt.Errorf("reading the events: %w", err)
+	}
+	d.say("the tracker's Events on the workloads (kubectl get events -n shop):")
+	w = tabwriter.NewWriter(d.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  TYPE\tREASON\tOBJECT\tMESSAGE")
+	for _, e := range events.Items {
+		if e.Source.Component == "deployment-tracker" || e.ReportingController == "deployment-tracker" {
+			fmt.Fprintf(w, "  %s\t%s\t%s/%s\t%s\n", e.Type, e.Reason, strings.ToLower(e.InvolvedObject.Kind), e.InvolvedObject.Name, e.Message)
+		}
 	}
 	return w.Flush()
 }

@@ -121,7 +121,9 @@ func start(history []Rollout, latest *Rollout, o Observation) ([]Rollout, []Tran
 		transitions = append(transitions, Transition{Rollout: prev, From: latest.Phase})
 	}
 	fill(&r, o)
-	if latest == nil && o.Status.Phase == PhaseCurrent && o.Revision.Created.Before(o.WatchingSince) {
+	// Created has the API server's second precision: a revision created in the second the tracker began to
+	// watch is taken as seen from its start.
+	if latest == nil && o.Status.Phase == PhaseCurrent && o.Revision.Created.Before(o.WatchingSince.Truncate(time.Second)) {
 		r.Adopted = true // complete before the tracker saw it: recorded, not announced
 	}
 	started := r

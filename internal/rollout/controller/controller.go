@@ -207,7 +207,8 @@ func (c *Controller) Reconcile(ctx context.Context, w owner.Workload) (reconcile
 			"reason", t.Rollout.Reason)
 	}
 	for _, r := range changed {
-		if c.cfg.Notifier != nil && (!r.Adopted || r.Phase != rollout.PhaseCurrent) {
+		// An adopted rollout was never announced; of its end only the workload's deletion is news.
+		if c.cfg.Notifier != nil && (!r.Adopted || r.Phase == rollout.PhaseDeleted) {
 			c.cfg.Notifier.Notify(r)
 		}
 	}
@@ -318,7 +319,7 @@ func incarnation(history []rollout.Rollout) []rollout.Rollout {
 
 // event emits the Kubernetes Event of a transition on the workload.
 func (c *Controller) event(obj client.Object, t rollout.Transition) {
-	if c.cfg.Recorder == nil || obj == nil || t.Rollout.Adopted && t.From == "" {
+	if c.cfg.Recorder == nil || obj == nil || t.Rollout.Adopted {
 		return
 	}
 	r := t.Rollout
