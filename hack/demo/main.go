@@ -271,7 +271,7 @@ func (p rolloutPrinter) Notify(_ context.Context, n rollout.Notification) (map[s
 	r := n.Rollout
 	images := ""
 	for _, c := range r.Containers {
-		if c.Digest != "" {
+		if c.Digest != "" && !strings.Contains(c.Image, "@") {
 			images += fmt.Sprintf(" %s=%s@%s", c.Name, c.Image, short(c.Digest))
 		} else {
 			images += fmt.Sprintf(" %s=%s", c.Name, c.Image)

@@ -13,6 +13,9 @@ const (
 	PlaceholderNamespace      = "namespace"
 	PlaceholderDeploymentName = "deploymentName"
 	PlaceholderContainerName  = "containerName"
+	// PlaceholderKind is the workload's kind in lower case ("deployment", "statefulset", "rollout"): it tells
+	// apart workloads of different kinds that share a name in one namespace.
+	PlaceholderKind = "kind"
 )
 
 // Vars are the values the deployment-name template is rendered with.
@@ -20,6 +23,8 @@ type Vars struct {
 	Namespace      string
 	DeploymentName string
 	ContainerName  string
+	// Kind is the workload's kind as the API names it ("Deployment"); rendered in lower case.
+	Kind string
 }
 
 // Template renders deployment names. It is parsed once at start-up; rendering does not fail.
@@ -32,8 +37,8 @@ type templatePart struct {
 	field   string // one of the placeholders, or "" for a literal
 }
 
-// ParseTemplate parses a deployment-name template. Placeholders are {{namespace}}, {{deploymentName}} and
-// {{containerName}}; anything else between braces is an error, as is an unterminated "{{".
+// ParseTemplate parses a deployment-name template. Placeholders are {{namespace}}, {{deploymentName}},
+// {{containerName}} and {{kind}}; anything else between braces is an error, as is an unterminated "{{".
 func ParseTemplate(s string) (*Template, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, fmt.Errorf("template is empty")
@@ -55,10 +60,10 @@ func ParseTemplate(s string) (*Template, error) {
 		}
 		name := strings.TrimSpace(rest[open+2 : open+end])
 		switch name {
-		case PlaceholderNamespace, PlaceholderDeploymentName, PlaceholderContainerName:
+		case PlaceholderNamespace, PlaceholderDeploymentName, PlaceholderContainerName, PlaceholderKind:
 		default:
-			return nil, fmt.Errorf("unknown placeholder {{%s}} in %q (known: {{%s}}, {{%s}}, {{%s}})",
-				name, s, PlaceholderNamespace, PlaceholderDeploymentName, PlaceholderContainerName)
+			return nil, fmt.Errorf("unknown placeholder {{%s}} in %q (known: {{%s}}, {{%s}}, {{%s}}, {{%s}})",
+				name, s, PlaceholderNamespace, PlaceholderDeploymentName, PlaceholderContainerName, PlaceholderKind)
 		}
 		t.parts = append(t.parts, templatePart{field: name})
 		rest = rest[open+end+2:]
@@ -77,6 +82,8 @@ func (t *Template) Render(v Vars) string {
 			b.WriteString(v.Namespace)
 		case PlaceholderDeploymentName:
 			b.WriteString(v.DeploymentName)
+		case PlaceholderKind:
+			b.WriteString(strings.ToLower(v.Kind))
 		case PlaceholderContainerName:
 			b.WriteString(v.ContainerName)
 		}

@@ -51,6 +51,8 @@ func TestTemplateRender(t *testing.T) {
 		{name: "lone closing braces are literal", tmpl: "}}{{deploymentName}}}}", vars: vars, want: "}}api}}"},
 		{name: "single braces are literal", tmpl: "{namespace}/{{containerName}}", vars: vars, want: "{namespace}/server"},
 		{name: "empty values", tmpl: DefaultTemplate, vars: Vars{}, want: "//"},
+		{name: "kind in lower case", tmpl: "{{namespace}}/{{kind}}/{{deploymentName}}/{{containerName}}",
+			vars: Vars{Namespace: "payments", DeploymentName: "api", ContainerName: "server", Kind: "StatefulSet"}, want: "payments/statefulset/api/server"},
 		{name: "values are not interpreted", tmpl: DefaultTemplate, vars: Vars{Namespace: "{{containerName}}", DeploymentName: "%s", ContainerName: "c"}, want: "{{containerName}}/%s/c"},
 	}
 	for _, tt := range tests {

@@ -488,7 +488,7 @@ func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
 		r := b.rec
 		md := record.MetadataFrom(t.cfg.Org, append([]map[string]string{b.pod.annotations}, ws.annotations...)...)
 		r.Tags, r.RuntimeRisks, r.GitHubRepository = md.Tags, md.RuntimeRisks, md.GitHubRepository
-		r.DeploymentName = t.cfg.Template.Render(record.Vars{Namespace: w.Namespace, DeploymentName: w.Name, ContainerName: name})
+		r.DeploymentName = t.cfg.Template.Render(record.Vars{Namespace: w.Namespace, DeploymentName: w.Name, ContainerName: name, Kind: w.Kind})
 		if prev, ok := ws.desired[name]; ok && record.Equal(prev, r) {
 			ws.revision[name] = max(ws.revision[name], revision)
 			continue
@@ -632,7 +632,7 @@ func (t *Tracker) hold(k record.Key, w owner.Workload, container string) {
 		}
 		slices.Sort(others)
 		t.cfg.Log.Info("several live workloads render the same deployment name; the record shows the last one decided, "+
-			"and is decommissioned only when all are gone (set -dn-template to tell them apart)",
+			"and is decommissioned only when all are gone (add {{kind}} to DN_TEMPLATE to tell them apart)",
 			"deploymentName", k.DeploymentName, "workloads", others)
 	}
 }

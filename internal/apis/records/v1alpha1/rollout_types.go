@@ -32,7 +32,7 @@ type RolloutContainer struct {
 // RolloutRecordSpec is one revision of a workload and how its rollout went, as the tracker decided it: what
 // the sinks must be told.
 type RolloutRecordSpec struct {
-	// Workload is the object that rolled out: a Deployment, StatefulSet, DaemonSet or Argo Rollout.
+	// Workload is the object that rolled out: a Deployment, StatefulSet or DaemonSet.
 	Workload Workload `json:"workload"`
 	// Revision orders the revisions of the workload: deployment.kubernetes.io/revision of a Deployment's
 	// ReplicaSet, rollout.argoproj.io/revision of an Argo Rollout's, the ControllerRevision's revision of a

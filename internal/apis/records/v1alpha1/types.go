@@ -22,11 +22,19 @@ const ConditionSynced = "Synced"
 
 // Workload identifies the object whose lifetime the record follows.
 type Workload struct {
+	// Group is the API group of the workload's kind: "apps" for a Deployment, "argoproj.io" for an Argo
+	// Rollout; empty for the core group (a bare Pod).
 	// +optional
-	Group     string `json:"group,omitempty"`
-	Kind      string `json:"kind"`
+	Group string `json:"group,omitempty"`
+	// Kind is the workload's kind: the first Deployment, StatefulSet, DaemonSet or CronJob on the pod's chain
+	// of controller references, else the top controller of any kind (a Job, a ReplicaSet without Deployment,
+	// an operator's object), else Pod. When an owner on the chain cannot be read (access refused, kind not
+	// served), the chain ends at that owner, as its child's reference names it.
+	Kind string `json:"kind"`
+	// Namespace is the namespace of the workload and its pods.
 	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
+	// Name is the workload's name, the {{deploymentName}} of the deployment name template.
+	Name string `json:"name"`
 }
 
 // DeploymentRecordSpec is the record as it must be at the sinks, and where it comes from. Field names follow
