@@ -177,7 +177,10 @@ func (c *Controller) Reconcile(ctx context.Context, w owner.Workload) (reconcile
 	history := c.history[w]
 	c.mu.Unlock()
 	if n := len(history); n > 0 && history[n-1].Phase == rollout.PhaseDeleted && o.Exists {
-		history = nil // created again under the same name: its revisions start over
+		// Created again under the same name: its revisions start over, and the notifier must not take them
+		// for the old incarnation's.
+		c.forget(w, history, nil)
+		history = nil
 	}
 	changed, transitions := rollout.Decide(history, o)
 	if len(changed) == 0 {
@@ -194,7 +197,7 @@ func (c *Controller) Reconcile(ctx context.Context, w owner.Workload) (reconcile
 	for _, r := range changed {
 		history = merge(history, r)
 	}
-	kept := retain(history, c.cfg.History, c.cfg.MaxAge, o.Now)
+	kept := retain(slices.Clone(history), c.cfg.History, c.cfg.MaxAge, o.Now)
 	c.history[w] = kept
 	if !o.Exists {
 		delete(c.facts, w)
@@ -305,9 +308,11 @@ func incarnation(history []rollout.Rollout) []rollout.Rollout {
 	if last < 0 {
 		return history
 	}
+	// Started has the API server's second precision, Finished the tracker's clock's.
+	since := history[last].Finished.Truncate(time.Second)
 	var after []rollout.Rollout
-	for _, r := range history {
-		if r.Started.After(history[last].Finished) {
+	for i, r := range history {
+		if i != last && !r.Started.Before(since) && r.Phase != rollout.PhaseDeleted || r.Started.After(history[last].Finished) {
 			after = append(after, r)
 		}
 	}

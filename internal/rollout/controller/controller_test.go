@@ -212,10 +212,10 @@ func TestReconcile(t *testing.T) {
 		wantHistory:  []string{"1 Superseded", "2 InProgress"},
 	}
 	tests := []struct {
-		name      string
-		configure func(*Config)
-		steps     []step
-		bug       string
+		name       string
+		configure  func(*Config)
+		steps      []step
+		regression string
 	}{
 		{
 			name: "a Deployment rolls out and completes",
@@ -487,7 +487,7 @@ func TestReconcile(t *testing.T) {
 					wantHistory:   []string{"2 Superseded", "3 InProgress"},
 				},
 			},
-			bug: "retain drops aged rollouts with slices.DeleteFunc, which shifts and zeroes the caller's slice in place: " +
+			regression: "retain drops aged rollouts with slices.DeleteFunc, which shifts and zeroes the caller's slice in place: " +
 				"Reconcile then hands that mangled slice to forget as the history before, so the dropped revision 1 is " +
 				"never forgotten (the dispatcher keeps its entries) and Forget(w, 0) is called for the zeroed tail instead",
 		},
@@ -558,7 +558,7 @@ func TestReconcile(t *testing.T) {
 					wantHistory:   []string{"1 InProgress"},
 				},
 			},
-			bug: "when a workload is created again, Reconcile starts its history over (history = nil) and passes that " +
+			regression: "when a workload is created again, Reconcile starts its history over (history = nil) and passes that " +
 				"fresh history to forget as the one before: the previous incarnation's revisions are never forgotten " +
 				"(dropDeleted does not see them either, the latest rollout is no longer Deleted), so the dispatcher keeps " +
 				"their entries and delivers the new revision 1 as an update of the old revision 1 (its acknowledged " +
@@ -602,9 +602,6 @@ func TestReconcile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.bug != "" {
-				t.Skip("BUG: " + tc.bug)
-			}
 			e := newEnv(t, tc.configure)
 			e.start(t)
 			e.run(t, tc.steps)

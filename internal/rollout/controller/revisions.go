@@ -51,9 +51,14 @@ func replicaSetList() *metav1.PartialObjectMetadataList {
 func (c *Controller) Current(ctx context.Context, w owner.Workload) (rollout.Revision, bool, error) {
 	switch {
 	case w.Group == rollout.KindDeployment.Group && w.Kind == rollout.KindDeployment.Kind:
-		return c.highestReplicaSet(ctx, w, podwatch.AnnotationDeploymentRevision, podwatch.LabelPodTemplateHash)
+		uid, err := c.uidOf(ctx, w, &appsv1.Deployment{})
+		if err != nil {
+			return rollout.Revision{}, false, err
+		}
+		return c.highestReplicaSet(ctx, w, uid, podwatch.AnnotationDeploymentRevision, podwatch.LabelPodTemplateHash)
 	case w.Group == rollout.KindArgoRollout.Group && w.Kind == rollout.KindArgoRollout.Kind:
-		return c.highestReplicaSet(ctx, w, podwatch.AnnotationRolloutRevision, podwatch.LabelRolloutsPodTemplateHash)
+		// The Rollout itself is not watched: its ReplicaSets are matched by its name only.
+		return c.highestReplicaSet(ctx, w, "", podwatch.AnnotationRolloutRevision, podwatch.LabelRolloutsPodTemplateHash)
 	case w.Group == rollout.KindStatefulSet.Group && w.Kind == rollout.KindStatefulSet.Kind:
 		return c.statefulSetRevision(ctx, w)
 	case w.Group == rollout.KindDaemonSet.Group && w.Kind == rollout.KindDaemonSet.Kind:
@@ -62,7 +67,21 @@ func (c *Controller) Current(ctx context.Context, w owner.Workload) (rollout.Rev
 	return rollout.Revision{}, false, nil
 }
 
-func (c *Controller) highestReplicaSet(ctx context.Context, w owner.Workload, annotation, label string) (rollout.Revision, bool, error) {
+// uidOf returns the UID of w as the cache holds it in obj, "" when the cache does not hold it (yet): its
+// revisions are then matched by name only.
+func (c *Controller) uidOf(ctx context.Context, w owner.Workload, obj client.Object) (types.UID, error) {
+	if err := c.cfg.Reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: w.Name}, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", nil
+		}
+		return "", fmt.Errorf("reading %s: %w", w, err)
+	}
+	return obj.GetUID(), nil
+}
+
+// highestReplicaSet returns the revision of w's ReplicaSet with the highest revision annotation. When uid is
+// set, ReplicaSets of an earlier object of the same name (not collected yet) do not count.
+func (c *Controller) highestReplicaSet(ctx context.Context, w owner.Workload, uid types.UID, annotation, label string) (rollout.Revision, bool, error) {
 	l := replicaSetList()
 	if err := c.cfg.Reader.List(ctx, l, client.InNamespace(w.Namespace),
 		client.MatchingFields{IndexController: controllerKey(w.Group, w.Kind, w.Name)}); err != nil {
@@ -72,6 +91,9 @@ func (c *Controller) highestReplicaSet(ctx context.Context, w owner.Workload, an
 	found := false
 	for i := range l.Items {
 		rs := &l.Items[i]
+		if ref := metav1.GetControllerOfNoCopy(rs); uid != "" && (ref == nil || ref.UID != uid) {
+			continue
+		}
 		n, err := strconv.ParseInt(rs.Annotations[annotation], 10, 64)
 		if err != nil || n <= 0 || rs.Labels[label] == "" {
 			continue // not numbered (yet): the controller annotates it right after creating it
@@ -114,8 +136,15 @@ func (c *Controller) daemonSetRevision(ctx context.Context, w owner.Workload) (r
 	}
 	var best rollout.Revision
 	found := false
+	uid, err := c.uidOf(ctx, w, &appsv1.DaemonSet{})
+	if err != nil {
+		return rollout.Revision{}, false, err
+	}
 	for i := range l.Items {
 		cr := &l.Items[i]
+		if ref := metav1.GetControllerOfNoCopy(cr); uid != "" && (ref == nil || ref.UID != uid) {
+			continue // a revision of an earlier DaemonSet of the same name
+		}
 		key := cr.Labels[podwatch.LabelControllerRevisionHash]
 		if key == "" {
 			continue

@@ -61,12 +61,12 @@ func TestCurrent(t *testing.T) {
 	db := owner.Workload{Group: "apps", Kind: "StatefulSet", Namespace: "shop", Name: "db"}
 	agent := owner.Workload{Group: "apps", Kind: "DaemonSet", Namespace: "shop", Name: "agent"}
 	tests := []struct {
-		name     string
-		workload owner.Workload
-		objects  []client.Object
-		want     rollout.Revision
-		wantOK   bool
-		bug      string // set when the test pins the documented behaviour and the code differs
+		name       string
+		workload   owner.Workload
+		objects    []client.Object
+		want       rollout.Revision
+		wantOK     bool
+		regression string // set when the test pins the documented behaviour and the code differs
 	}{
 		{
 			name:     "Deployment: the ReplicaSet with the highest revision annotation",
@@ -316,7 +316,7 @@ func TestCurrent(t *testing.T) {
 			},
 			want:   rollout.Revision{Number: 1, Key: hashV160, Created: at(20)},
 			wantOK: true,
-			bug: "Current matches ReplicaSets by the controller's name only (IndexController is group/kind/name, no UID): " +
+			regression: "Current matches ReplicaSets by the controller's name only (IndexController is group/kind/name, no UID): " +
 				"right after a Deployment is deleted and created again under the same name, the old incarnation's " +
 				"ReplicaSets (higher revisions, awaiting garbage collection) win, a rollout of an old revision starts, and " +
 				"the new incarnation's revisions then look lower than the latest: nothing is decided for them until their " +
@@ -325,9 +325,6 @@ func TestCurrent(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.bug != "" {
-				t.Skip("BUG: " + tc.bug)
-			}
 			c, err := New(Config{Reader: newCluster(t, tc.objects...)})
 			if err != nil {
 				t.Fatalf("New() error = %v", err)
