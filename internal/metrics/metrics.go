@@ -11,6 +11,8 @@ const (
 	EventPodRunning = "pod_running"
 	EventPodGone    = "pod_gone"
 	EventAdmission  = "admission"
+	// EventOwnerChanged is an owner's metadata.github.com/ annotations changing.
+	EventOwnerChanged = "owner_changed"
 )
 
 // Outcomes of deptracker_admission_requests_total.

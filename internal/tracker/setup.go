@@ -2,9 +2,12 @@ package tracker
 
 import (
 	"context"
+	"maps"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/deployment-tracker/deployment-tracker/internal/observation"
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
+	"github.com/deployment-tracker/deployment-tracker/internal/record"
 )
 
 // ControllerName names the tracker's controller (logs, metrics of controller-runtime).
@@ -63,6 +67,12 @@ func (t *Tracker) SetupWithManager(mgr manager.Manager, skipNameValidation bool)
 			UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q queue) {
 				if e.ObjectOld.DeletionTimestamp == nil && e.ObjectNew.DeletionTimestamp != nil {
 					enqueue(q, e.ObjectNew)
+				} else if !t.excluded[e.ObjectNew.Namespace] && !maps.Equal(metadataAnnotations(e.ObjectOld), metadataAnnotations(e.ObjectNew)) {
+					// The records carry the owners' metadata.github.com/ annotations: decide them again now,
+					// not at the workload's next pod event.
+					for _, w := range ownerWorkloads(gvk, e.ObjectNew) {
+						q.Add(Request{Workload: w, Refresh: true})
+					}
 				}
 			},
 			DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q queue) {
@@ -71,6 +81,29 @@ func (t *Tracker) SetupWithManager(mgr manager.Manager, skipNameValidation bool)
 		}))
 	}
 	return b.Complete(t)
+}
+
+// metadataAnnotations are the annotations of m that records carry.
+func metadataAnnotations(m *metav1.PartialObjectMetadata) map[string]string {
+	out := map[string]string{}
+	for k, v := range m.Annotations {
+		if strings.HasPrefix(k, record.AnnotationPrefix) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// ownerWorkloads returns the workloads whose records an annotation change of owner m (of kind gvk) may change: m
+// itself, and its controller (the Deployment of a ReplicaSet, the CronJob of a Job).
+func ownerWorkloads(gvk schema.GroupVersionKind, m *metav1.PartialObjectMetadata) []owner.Workload {
+	out := []owner.Workload{{Group: gvk.Group, Kind: gvk.Kind, Namespace: m.Namespace, Name: m.Name}}
+	if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
+		if gv, err := schema.ParseGroupVersion(ref.APIVersion); err == nil {
+			out = append(out, owner.Workload{Group: gv.Group, Kind: ref.Kind, Namespace: m.Namespace, Name: ref.Name})
+		}
+	}
+	return out
 }
 
 func (t *Tracker) enqueuePod(q queue, pod *corev1.Pod) {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,9 +94,11 @@ type Config struct {
 }
 
 // Request is what the tracker reconciles: a pod (Pod set) or a workload whose deletion was seen (Workload set).
+// Refresh asks for the workload's owner annotations to be read again (they changed).
 type Request struct {
 	Pod      types.NamespacedName
 	Workload owner.Workload
+	Refresh  bool
 }
 
 // Tracker decides records. Observe is called by the webhook; Reconcile by the controller (one at a time).
@@ -287,9 +290,13 @@ func (t *Tracker) Reconcile(ctx context.Context, req Request) (reconcile.Result,
 	event := metrics.EventPodRunning
 	var err error
 	t.mu.Lock()
-	if req.Pod.Name != "" {
+	switch {
+	case req.Pod.Name != "":
 		err = t.reconcilePod(ctx, req.Pod, &event)
-	} else {
+	case req.Refresh:
+		event = metrics.EventOwnerChanged
+		err = t.refresh(ctx, req.Workload, &event)
+	default:
 		event = metrics.EventPodGone
 		err = t.recompute(ctx, req.Workload)
 	}
@@ -309,6 +316,21 @@ func (t *Tracker) Reconcile(ctx context.Context, req Request) (reconcile.Result,
 	}
 	t.cfg.Metrics.EventsProcessedTimer.WithLabelValues(status).Observe(t.cfg.Now().Sub(start).Seconds())
 	return reconcile.Result{}, err
+}
+
+// refresh decides the records of workload w again from one of its pods, whose owner chain (and its
+// annotations) is read again on the way. Nothing to do for a workload the tracker does not track.
+func (t *Tracker) refresh(ctx context.Context, w owner.Workload, event *string) error {
+	ws := t.workloads[w]
+	if ws == nil || len(ws.pods) == 0 {
+		return nil
+	}
+	names := make([]types.NamespacedName, 0, len(ws.pods))
+	for nn := range ws.pods {
+		names = append(names, nn)
+	}
+	slices.SortFunc(names, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
+	return t.reconcilePod(ctx, names[0], event)
 }
 
 func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, event *string) error {
