@@ -1026,27 +1026,59 @@ func TestObserve(t *testing.T) {
 // TestObserveConcurrent hands observations over from many goroutines, as the webhook server does, while the
 // controller consumes them.
 func TestObserveConcurrent(t *testing.T) {
+	// 8 goroutines observe 50 pods each through a buffer of 8 while the controller's source drains it: every
+	// observation is either accepted and stored once, or refused (Observe reports false, the informer still
+	// sees the pod); none is lost or stored twice, and nothing races (go test -race).
 	e := newEnv(t, func(c *Config) { c.AdmissionBuffer = 8 })
 	var wg sync.WaitGroup
-	done := make(chan struct{})
+	var accepted sync.Map
+	stop := make(chan struct{})
+	drained := make(chan struct{})
 	go func() {
-		defer close(done)
-		for range 100 {
-			e.deliverAdmissions()
-			time.Sleep(time.Millisecond)
+		defer close(drained)
+		for {
+			select {
+			case <-stop:
+				e.deliverAdmissions()
+				return
+			default:
+				e.deliverAdmissions()
+				time.Sleep(100 * time.Microsecond)
+			}
 		}
 	}()
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50 {
-				e.tracker.Observe(observation.Admission{
-					Operation: observation.Create, Namespace: ns, Name: fmt.Sprintf("p-%d-%d", g, i), UID: types.UID(fmt.Sprintf("u-%d-%d", g, i)),
-				})
+				uid := types.UID(fmt.Sprintf("u-%d-%d", g, i))
+				if e.tracker.Observe(observation.Admission{
+					Operation: observation.Create, Namespace: ns, Name: fmt.Sprintf("p-%d-%d", g, i), UID: uid, Time: now,
+				}) {
+					accepted.Store(uid, true)
+				}
 			}
 		})
 	}
 	wg.Wait()
-	<-done
+	close(stop)
+	<-drained
+	n := 0
+	accepted.Range(func(k, _ any) bool {
+		n++
+		if _, ok := e.tracker.admission(k.(types.UID)); !ok {
+			t.Errorf("admission %s was accepted but not stored", k)
+		}
+		return true
+	})
+	e.tracker.amu.Lock()
+	stored := len(e.tracker.admissions)
+	e.tracker.amu.Unlock()
+	if stored != n {
+		t.Errorf("stored %d admissions, accepted %d", stored, n)
+	}
+	if n == 0 {
+		t.Errorf("no observation was accepted")
+	}
 }
 
 func TestNew(t *testing.T) {
