@@ -112,10 +112,18 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 	return allowed
 }
 
+// count counts a review. The operation label takes the values the admission API defines, and "other": a
+// forged review with another operation must not create a new series.
 func (h *Handler) count(op, outcome string) {
-	if h.metrics != nil {
-		h.metrics.Admission.WithLabelValues(op, outcome).Inc()
+	if h.metrics == nil {
+		return
 	}
+	switch admissionv1.Operation(op) {
+	case admissionv1.Create, admissionv1.Update, admissionv1.Delete, admissionv1.Connect:
+	default:
+		op = "other"
+	}
+	h.metrics.Admission.WithLabelValues(op, outcome).Inc()
 }
 
 func decode(raw []byte) (observation.Admission, error) {

@@ -315,6 +315,12 @@ func TestHandler(t *testing.T) {
 			counts:   map[series]float64{{"CREATE", metrics.AdmissionUndecodable}: 1},
 		},
 		{
+			name:     "forged operation is counted as other, not as a new series",
+			req:      request(admissionv1.Operation("FORGED-1234"), created, nil),
+			capacity: 1,
+			counts:   map[series]float64{{"other", metrics.AdmissionIgnored}: 1},
+		},
+		{
 			name:     "full buffer drops the observation",
 			req:      request(admissionv1.Create, created, nil),
 			capacity: 0,
