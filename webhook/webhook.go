@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -137,19 +138,46 @@ func decode(raw []byte) (observation.Admission, error) {
 	if len(p.Spec.Containers) == 0 {
 		return observation.Admission{}, errors.New("decode pod: no containers")
 	}
-	cs := make([]observation.Container, 0, len(p.Spec.Containers)+len(p.Spec.InitContainers))
-	for _, c := range p.Spec.InitContainers {
-		cs = append(cs, observation.Container{Name: c.Name, Image: c.Image, Init: true})
+	// What is kept is bounded whatever a (forged) review holds: a pod the API server accepts stays well within
+	// these, and the copies (strings.Clone) do not pin the request body in memory.
+	n := min(len(p.Spec.InitContainers), MaxContainers) + min(len(p.Spec.Containers), MaxContainers)
+	cs := make([]observation.Container, 0, n)
+	for i, c := range p.Spec.InitContainers {
+		if i == MaxContainers {
+			break
+		}
+		cs = append(cs, observation.Container{Name: bounded(c.Name, maxNameBytes), Image: bounded(c.Image, maxImageBytes), Init: true})
 	}
-	for _, c := range p.Spec.Containers {
-		cs = append(cs, observation.Container{Name: c.Name, Image: c.Image})
+	for i, c := range p.Spec.Containers {
+		if i == MaxContainers {
+			break
+		}
+		cs = append(cs, observation.Container{Name: bounded(c.Name, maxNameBytes), Image: bounded(c.Image, maxImageBytes)})
 	}
 	return observation.Admission{
-		Namespace:  p.Metadata.Namespace,
-		Name:       p.Metadata.Name,
-		UID:        p.Metadata.UID,
+		Namespace:  bounded(p.Metadata.Namespace, maxNameBytes),
+		Name:       bounded(p.Metadata.Name, maxNameBytes),
+		UID:        types.UID(bounded(string(p.Metadata.UID), maxNameBytes)),
 		Containers: cs,
 	}, nil
+}
+
+// Bounds of an observation. Kubernetes names are at most 253 characters (container names 63); an image
+// reference has no set limit, but registries refuse names past 255 characters and a digest adds 71.
+const (
+	// MaxContainers is how many containers (and as many init containers) of a pod are observed.
+	MaxContainers = 64
+	maxNameBytes  = 253
+	maxImageBytes = 512
+)
+
+// bounded returns a copy of s cut to at most n bytes (an over-long value is not a valid one: it is not recorded
+// either way, and the cut keeps memory bounded).
+func bounded(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return strings.Clone(s)
 }
 
 // Server is the http.Handler that decodes AdmissionReview v1 requests and answers them with Handler.

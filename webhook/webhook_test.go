@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -746,3 +747,30 @@ func BenchmarkServer(b *testing.B) {
 type readCloser struct{ *bytes.Reader }
 
 func (readCloser) Close() error { return nil }
+
+// TestObservationIsBounded: whatever a review holds, what is kept of it is bounded (a forged review with
+// thousands of containers and huge strings must not take the replica's memory).
+func TestObservationIsBounded(t *testing.T) {
+	huge := strings.Repeat("x", 100_000)
+	p := simplePod()
+	p.Name, p.Namespace = huge, huge
+	p.Spec.InitContainers = nil
+	p.Spec.Containers = nil
+	for i := range 3 * MaxContainers {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: fmt.Sprintf("c%d-%s", i, huge), Image: "ghcr.io/" + huge})
+	}
+	obs, err := decode(podJSON(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(obs.Containers) != MaxContainers {
+		t.Errorf("kept %d containers, want %d", len(obs.Containers), MaxContainers)
+	}
+	size := len(obs.Name) + len(obs.Namespace) + len(obs.UID)
+	for _, c := range obs.Containers {
+		size += len(c.Name) + len(c.Image)
+	}
+	if limit := 3*maxNameBytes + MaxContainers*(maxNameBytes+maxImageBytes); size > limit {
+		t.Errorf("kept %d bytes of strings, want at most %d", size, limit)
+	}
+}

@@ -159,6 +159,10 @@ type podState struct {
 // unwatchedRecheck is how often the existence of a workload of an unwatched kind without pods is read again.
 const unwatchedRecheck = time.Minute
 
+// maxAdmissions bounds the CREATE captures kept at once (each is bounded by the webhook): far above the pods
+// a cluster creates within admissionTTL.
+const maxAdmissions = 1 << 16
+
 // admissionTTL bounds how long a CREATE capture waits for its pod to run.
 const admissionTTL = 15 * time.Minute
 
@@ -243,6 +247,12 @@ func (t *Tracker) admit(a observation.Admission) {
 	defer t.amu.Unlock()
 	switch a.Operation {
 	case observation.Create:
+		if _, ok := t.admissions[a.UID]; !ok && len(t.admissions) >= maxAdmissions {
+			// Bounded whatever arrives (forged reviews): the informer still sees a real pod, as if the webhook
+			// had been missed.
+			t.cfg.Metrics.Admission.WithLabelValues(string(observation.Create), metrics.AdmissionDropped).Inc()
+			return
+		}
 		t.admissions[a.UID] = a
 	case observation.Delete:
 		// The capture served its purpose once the pod ran (it is tracked then); a pod that never ran must not
