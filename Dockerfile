@@ -15,6 +15,9 @@ FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 ARG TARGETOS
 ARG TARGETARCH
 ARG VERSION=dev
+# The build context has no .git: the commit and its date are passed in (make docker-build does).
+ARG COMMIT=unknown
+ARG DATE=unknown
 WORKDIR /src
 # Use the image's Go; never download another toolchain during the build.
 ENV GOTOOLCHAIN=local
@@ -23,16 +26,20 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
     go build -trimpath \
-      -ldflags "-s -w -X github.com/deployment-tracker/deployment-tracker/internal/version.Version=${VERSION}" \
+      -ldflags "-s -w -X github.com/deployment-tracker/deployment-tracker/internal/version.Version=${VERSION} -X github.com/deployment-tracker/deployment-tracker/internal/version.Commit=${COMMIT} -X github.com/deployment-tracker/deployment-tracker/internal/version.Date=${DATE}" \
       -o /out/deployment-tracker ./cmd/deployment-tracker
 
 # static: no libc, no shell, no package manager; CA certificates and tzdata are included (HTTPS to GitHub).
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
+ARG COMMIT=unknown
+ARG DATE=unknown
 LABEL org.opencontainers.image.title="deployment-tracker" \
       org.opencontainers.image.description="Posts GitHub artifact deployment records for the pods of a Kubernetes cluster" \
       org.opencontainers.image.source="https://github.com/deployment-tracker/deployment-tracker" \
-      org.opencontainers.image.version="${VERSION}"
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${COMMIT}" \
+      org.opencontainers.image.created="${DATE}"
 COPY --from=build /out/deployment-tracker /deployment-tracker
 # Numeric, so that runAsNonRoot can verify it without resolving a user name.
 USER 65532:65532

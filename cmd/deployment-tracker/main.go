@@ -1,5 +1,8 @@
 // Command deployment-tracker records which container images run where in a Kubernetes cluster as GitHub
-// artifact deployment records. See the README for its flags and environment variables.
+// artifact deployment records. deployment-tracker -h lists its flags and environment variables.
+//
+// Exit status: 0 after a clean shutdown (and for -h and -version), 2 for a bad configuration (every problem
+// named on stderr), 1 when the tracker fails to start or stops with an error.
 package main
 
 import (
@@ -24,24 +27,22 @@ func run() int {
 	fs := flag.NewFlagSet("deployment-tracker", flag.ContinueOnError)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	cfg, err := config.Parse(fs, os.Args[1:], config.OSEnv)
+	showVersion := fs.Bool("version", false, "print the version, commit and build date, and exit")
+	cfg, err := config.Load(fs, os.Args[1:], config.OSEnv)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		fs.SetOutput(os.Stderr)
-		fmt.Fprintf(os.Stderr, "Usage of deployment-tracker (environment variables: see the README):\n")
-		fs.PrintDefaults()
+		config.Usage(os.Stdout, fs)
 		return 0
 	case *showVersion:
-		fmt.Println(version.UserAgent())
+		fmt.Println(version.String())
 		return 0
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "deployment-tracker: invalid configuration:\n%v\n", err)
+		fmt.Fprintf(os.Stderr, "deployment-tracker: invalid configuration:\n%v\n(deployment-tracker -h lists the flags and environment variables)\n", err)
 		return 2
 	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
-	ctrl.SetLogger(log)
-	log.Info("starting", "version", version.Version, "cluster", cfg.Cluster,
+	routeLogs(log)
+	log.Info("starting", "version", version.Version, "commit", version.BuildCommit(), "cluster", cfg.Cluster,
 		"logicalEnvironment", cfg.LogicalEnvironment, "org", cfg.Org, "dryRun", cfg.DryRun)
 
 	a, err := app.New(cfg, app.Options{Log: log})

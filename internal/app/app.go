@@ -58,7 +58,7 @@ type Options struct {
 	DryRunOutput io.Writer
 	// Registry receives the metrics (default controller-runtime's registry, served on the metrics port).
 	Registry prometheus.Registerer
-	// MetricsBindAddress overrides ":<metrics-port>" ("0" disables the metrics server).
+	// MetricsBindAddress overrides the configured -metrics-bind-address ("0" disables the metrics server).
 	MetricsBindAddress *string
 	// HealthProbeBindAddress overrides the configured address ("0" disables).
 	HealthProbeBindAddress *string
@@ -151,7 +151,7 @@ func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, 
 				&appsv1.Deployment{}: trim, &appsv1.StatefulSet{}: trim, &appsv1.DaemonSet{}: trim, &appsv1.ControllerRevision{}: trim,
 			},
 		},
-		Metrics:                       metricsserver.Options{BindAddress: fmt.Sprintf(":%d", c.MetricsPort)},
+		Metrics:                       metricsserver.Options{BindAddress: c.MetricsBindAddress},
 		HealthProbeBindAddress:        c.HealthProbeAddr,
 		LeaderElection:                c.LeaderElect,
 		LeaderElectionID:              c.LeaderElectionID,
@@ -176,9 +176,6 @@ func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, 
 			sel = append(sel, fields.OneTermNotEqualSelector("metadata.namespace", ns))
 		}
 		mgrOpts.Cache.DefaultFieldSelector = fields.AndSelectors(sel...)
-	}
-	if c.MetricsPort == 0 {
-		mgrOpts.Metrics.BindAddress = "0"
 	}
 	if o.MetricsBindAddress != nil {
 		mgrOpts.Metrics.BindAddress = *o.MetricsBindAddress

@@ -3,17 +3,23 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
+	"github.com/golang-jwt/jwt/v4"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
@@ -26,12 +32,12 @@ type Config struct {
 	Namespace         string
 	ExcludeNamespaces []string
 
-	// Servers.
-	MetricsPort     int
-	WebhookPort     int
-	WebhookHost     string
-	CertDir         string
-	HealthProbeAddr string
+	// Servers. MetricsBindAddress is "0" when the metrics server is off.
+	MetricsBindAddress string
+	WebhookPort        int
+	WebhookHost        string
+	CertDir            string
+	HealthProbeAddr    string
 
 	// High availability.
 	LeaderElect             bool
@@ -75,18 +81,50 @@ type Env func(key string) (string, bool)
 // Parse reads args (without the program name) and the environment into a validated Config. Every problem is
 // reported at once, each naming the flag or variable. Flags registered on fs by other packages (for example
 // the logger's) are parsed too; pass flag.NewFlagSet(name, flag.ContinueOnError) in tests.
+//
+// Parse reads the credential files it is pointed at (API_TOKEN_FILE, GH_APP_PRIV_KEY), but not the webhook's
+// certificate: the manifests' tests and embedders parse configurations whose certificate is only mounted in
+// the pod. The binary calls Load, which checks it too.
 func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
+	c, errs, err := parse(fs, args, env)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Load is Parse plus the check that -cert-dir holds the webhook's serving certificate (tls.crt and tls.key
+// forming a valid key pair), reported with the other problems: without it the webhook server cannot start.
+func Load(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
+	c, errs, err := parse(fs, args, env)
+	if err != nil {
+		return nil, err
+	}
+	errs = append(errs, checkCertDir(c.CertDir)...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parse returns the Config and its problems, or an error alone when the flags do not parse.
+func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 	c := &Config{}
 	var exclude, tmpl string
+	var metricsPort int
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty: in-cluster config or $KUBECONFIG")
 	fs.StringVar(&c.Namespace, "namespace", "", "only track pods in this namespace (default: all namespaces)")
 	fs.StringVar(&exclude, "exclude-namespaces", "", "comma-separated namespaces whose pods are not tracked (not with -namespace)")
-	fs.IntVar(&c.Workers, "workers", 2, "number of workers posting records")
-	fs.IntVar(&c.MetricsPort, "metrics-port", 9090, "port of the Prometheus /metrics endpoint (0 disables it)")
-	fs.IntVar(&c.WebhookPort, "webhook-port", 9443, "port of the admission webhook server (HTTPS)")
+	fs.IntVar(&c.Workers, "workers", 2, "number of workers posting records (1 to 64)")
+	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":9090", "address of the Prometheus /metrics endpoint, host:port (\"0\" disables it)")
+	fs.IntVar(&metricsPort, "metrics-port", 0, "port of the /metrics endpoint, as in the reference implementation: when set, wins over -metrics-bind-address with :<port> (0 to 65535; 0 disables it)")
+	fs.IntVar(&c.WebhookPort, "webhook-port", 9443, "port of the admission webhook server (HTTPS; 1 to 65535)")
 	fs.StringVar(&c.WebhookHost, "webhook-host", "", "address the webhook server binds to (default: all)")
-	fs.StringVar(&c.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the webhook's tls.crt and tls.key (reloaded when they change)")
-	fs.StringVar(&c.HealthProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+	fs.StringVar(&c.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the webhook's tls.crt and tls.key (required at start; reloaded when they change)")
+	fs.StringVar(&c.HealthProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints, host:port (\"0\" disables them)")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "elect a leader among replicas; only the leader posts records")
 	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: $POD_NAMESPACE)")
 	fs.StringVar(&c.LedgerNamespace, "ledger-namespace", "", "namespace of the durable ledger (DeploymentRecord objects; default: $POD_NAMESPACE; \"-\": no ledger, records in memory only)")
@@ -94,17 +132,19 @@ func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 	fs.BoolVar(&c.DryRun, "dry-run", false, "print records as JSON lines on stdout instead of posting them to GitHub")
 	fs.IntVar(&c.RequestsPerMinute, "github-requests-per-minute", 80, "client-side pace of record posts per minute, below GitHub's secondary rate limit (0: unlimited)")
 	fs.IntVar(&c.RequestsPerHour, "github-requests-per-hour", 500, "client-side pace of record posts per hour (0: unlimited)")
-	fs.DurationVar(&c.UnknownArtifactTTL, "unknown-artifact-ttl", time.Hour, "how long a 404 for an unknown artifact digest is remembered before it is tried again")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long queued records may still be posted before exiting")
-	fs.IntVar(&c.RolloutHistory, "rollout-history", 10, "rollouts kept per workload in the ledger (RolloutRecord objects)")
-	fs.DurationVar(&c.RolloutMaxAge, "rollout-max-age", 30*24*time.Hour, "how long a finished rollout is kept in the ledger at most (the latest of a workload stays while it exists)")
+	fs.DurationVar(&c.UnknownArtifactTTL, "unknown-artifact-ttl", time.Hour, "how long a 404 for an unknown artifact digest is remembered before it is tried again (0 or more)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long queued records may still be posted before exiting (more than 0)")
+	fs.IntVar(&c.RolloutHistory, "rollout-history", 10, "rollouts kept per workload in the ledger (RolloutRecord objects; 1 to 1000)")
+	fs.DurationVar(&c.RolloutMaxAge, "rollout-max-age", 30*24*time.Hour, "how long a finished rollout is kept in the ledger at most (at least 1h; the latest of a workload stays while it exists)")
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("flags: %w", err)
+		return nil, nil, fmt.Errorf("flags: %w", err)
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("flags: unexpected argument %q", fs.Arg(0))
+		return nil, nil, fmt.Errorf("flags: unexpected argument %q", fs.Arg(0))
 	}
+	metricsPortSet := false
+	fs.Visit(func(f *flag.Flag) { metricsPortSet = metricsPortSet || f.Name == "metrics-port" })
 
 	get := func(k string) string { v, _ := env(k); return strings.TrimSpace(v) }
 	var errs []error
@@ -140,6 +180,9 @@ func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 
 	if t, err := record.ParseTemplate(tmpl); err != nil {
 		bad("DN_TEMPLATE", "%w", err)
+	} else if missing := missingPlaceholders(t, c.Namespace != ""); len(missing) > 0 {
+		bad("DN_TEMPLATE", "%q lacks %s: the records of different containers would get the same deployment name and overwrite each other ({{namespace}} may be left out with -namespace)",
+			tmpl, strings.Join(missing, ", "))
 	} else {
 		c.Template = t
 	}
@@ -168,10 +211,27 @@ func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 	for _, p := range []struct {
 		flag      string
 		port      int
+		check     bool
 		zeroAllow bool
-	}{{"-metrics-port", c.MetricsPort, true}, {"-webhook-port", c.WebhookPort, false}} {
-		if p.port < 0 || p.port > 65535 || (p.port == 0 && !p.zeroAllow) {
+	}{{"-metrics-port", metricsPort, metricsPortSet, true}, {"-webhook-port", c.WebhookPort, true, false}} {
+		if p.check && (p.port < 0 || p.port > 65535 || (p.port == 0 && !p.zeroAllow)) {
 			bad(p.flag, "invalid port %d", p.port)
+		}
+	}
+	// -metrics-port is the reference implementation's flag: set explicitly, it wins.
+	switch {
+	case metricsPortSet && metricsPort == 0:
+		c.MetricsBindAddress = "0"
+	case metricsPortSet:
+		c.MetricsBindAddress = fmt.Sprintf(":%d", metricsPort)
+	default:
+		if err := checkBindAddress(c.MetricsBindAddress); err != nil {
+			bad("-metrics-bind-address", "%w", err)
+		}
+	}
+	if c.HealthProbeAddr != "" {
+		if err := checkBindAddress(c.HealthProbeAddr); err != nil {
+			bad("-health-probe-bind-address", "%w", err)
 		}
 	}
 	if c.CertDir == "" {
@@ -214,19 +274,104 @@ func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 			bad(v.name, "is %d characters, more than the %d GitHub accepts", n, record.MaxEnvironmentLength)
 		}
 	}
+	if c.Org != "" && !isGitHubLogin(c.Org) {
+		bad("ORG", "%q is not a GitHub organization name (letters, digits and single hyphens, not at either end; at most %d characters)",
+			c.Org, maxLoginLength)
+	}
 	if !c.DryRun {
 		if c.Org == "" {
 			bad("ORG", "is required (the GitHub organization records are posted to), or use -dry-run")
 		}
-		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("BASE_URL", "must be an http(s) URL such as https://api.github.com or https://ghes.example.com/api/v3")
+		if err := checkBaseURL(c.BaseURL); err != nil {
+			bad("BASE_URL", "%w", err)
 		}
 		errs = append(errs, c.parseAuth(get)...)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	return c, errs, nil
+}
+
+// maxLoginLength is the longest GitHub login (user or organization name).
+const maxLoginLength = 39
+
+// loginPattern is GitHub's rule for logins: alphanumerics and single hyphens, not at either end.
+var loginPattern = regexp.MustCompile(`^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$`)
+
+func isGitHubLogin(s string) bool { return len(s) <= maxLoginLength && loginPattern.MatchString(s) }
+
+// checkBaseURL accepts an http(s) URL with a host and neither credentials, query nor fragment: API paths are
+// appended to it.
+func checkBaseURL(s string) error {
+	const example = "such as https://api.github.com or https://ghes.example.com/api/v3"
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+		return fmt.Errorf("must be an http(s) URL %s", example)
+	case u.User != nil:
+		return errors.New("must not contain credentials (use API_TOKEN or a GitHub App)")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#"):
+		return fmt.Errorf("must not have a query or a fragment: API paths are appended to it (%s)", example)
 	}
-	return c, nil
+	return nil
+}
+
+// checkBindAddress accepts host:port with a numeric port, or "0" (disabled), as controller-runtime does.
+func checkBindAddress(addr string) error {
+	if addr == "0" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (for example :9090 or 127.0.0.1:9090) nor \"0\"", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: invalid port %q", addr, port)
+	}
+	return nil
+}
+
+// missingPlaceholders names the placeholders without which two containers of the tracked namespaces could get
+// the same deployment name: the container's, the workload's and, unless one namespace is tracked, the
+// namespace's. It renders t with one variable changed at a time: a placeholder is there if the name changes.
+func missingPlaceholders(t *record.Template, oneNamespace bool) []string {
+	base := record.Vars{Namespace: "ns", DeploymentName: "workload", ContainerName: "container", Kind: "Deployment"}
+	changes := func(set func(*record.Vars)) bool {
+		v := base
+		set(&v)
+		return t.Render(v) != t.Render(base)
+	}
+	var missing []string
+	if !oneNamespace && !changes(func(v *record.Vars) { v.Namespace = "other-ns" }) {
+		missing = append(missing, "{{"+record.PlaceholderNamespace+"}}")
+	}
+	if !changes(func(v *record.Vars) { v.DeploymentName = "other-workload" }) {
+		missing = append(missing, "{{"+record.PlaceholderDeploymentName+"}}")
+	}
+	if !changes(func(v *record.Vars) { v.ContainerName = "other-container" }) {
+		missing = append(missing, "{{"+record.PlaceholderContainerName+"}}")
+	}
+	return missing
+}
+
+// checkCertDir checks that dir holds tls.crt and tls.key and that they form a key pair, as the webhook
+// server's certificate watcher needs at start.
+func checkCertDir(dir string) []error {
+	if dir == "" {
+		return nil // reported by parse
+	}
+	crt, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	var errs []error
+	for _, f := range []string{crt, key} {
+		if _, err := os.Stat(f); err != nil {
+			errs = append(errs, fmt.Errorf("-cert-dir: the webhook's serving certificate (the certificate's Secret, mounted there): %w", err))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if _, err := tls.LoadX509KeyPair(crt, key); err != nil {
+		return []error{fmt.Errorf("-cert-dir: tls.crt and tls.key in %s are not a valid key pair: %w", dir, err)}
+	}
+	return nil
 }
 
 // parseAuth reads exactly one of: API_TOKEN, API_TOKEN_FILE, or the GitHub App trio.
@@ -251,14 +396,24 @@ func (c *Config) parseAuth(get func(string) string) []error {
 		}
 		return []error{fmt.Errorf("%s: use a token or a GitHub App, not both", strings.Join(set, ", "))}
 	case token != "":
+		if hasSpace(token) {
+			return []error{errors.New("API_TOKEN: contains whitespace, which no GitHub token does")}
+		}
 		c.APIToken = token
 	case tokenFile != "":
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {
 			return []error{fmt.Errorf("API_TOKEN_FILE: %w", err)}
 		}
-		if c.APIToken = strings.TrimSpace(string(b)); c.APIToken == "" {
-			errs = append(errs, fmt.Errorf("API_TOKEN_FILE: %s is empty", tokenFile))
+		// The trailing newline of `echo ... > file` or an editor is removed; any other whitespace is a sign
+		// of the wrong file, or a copy-paste mistake, that GitHub would answer with 401 on every post.
+		switch tok := strings.TrimRight(string(b), "\r\n"); {
+		case strings.TrimSpace(tok) == "":
+			errs = append(errs, fmt.Errorf("API_TOKEN_FILE: %s holds no token", tokenFile))
+		case hasSpace(tok):
+			errs = append(errs, fmt.Errorf("API_TOKEN_FILE: %s contains whitespace besides a trailing newline", tokenFile))
+		default:
+			c.APIToken = tok
 		}
 	case app:
 		var err error
@@ -270,7 +425,7 @@ func (c *Config) parseAuth(get func(string) string) []error {
 		}
 		if c.AppPrivateKey == "" {
 			errs = append(errs, errors.New("GH_APP_PRIV_KEY: required with GH_APP_ID (path to the App's PEM private key)"))
-		} else if _, err := os.Stat(c.AppPrivateKey); err != nil {
+		} else if err := checkAppKey(c.AppPrivateKey); err != nil {
 			errs = append(errs, fmt.Errorf("GH_APP_PRIV_KEY: %w", err))
 		}
 	default:
@@ -279,5 +434,61 @@ func (c *Config) parseAuth(get func(string) string) []error {
 	return errs
 }
 
+// checkAppKey parses the App's private key as the GitHub sink will (ghinstallation uses the same function):
+// PEM, PKCS #1 or PKCS #8, RSA. The key's bytes never appear in the error.
+func checkAppKey(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if _, err := jwt.ParseRSAPrivateKeyFromPEM(b); err != nil {
+		return fmt.Errorf("%s is not a PEM-encoded RSA private key (the .pem file GitHub generates for the App): %w", path, err)
+	}
+	return nil
+}
+
+func hasSpace(s string) bool { return strings.IndexFunc(s, unicode.IsSpace) >= 0 }
+
 // OSEnv is the process environment.
 func OSEnv(key string) (string, bool) { return os.LookupEnv(key) }
+
+// EnvVar is an environment variable Parse reads, as -h lists it.
+type EnvVar struct {
+	Name    string
+	Default string
+	Usage   string
+}
+
+// EnvVars are the environment variables Parse reads, in the order -h lists them.
+var EnvVars = []EnvVar{
+	{"ORG", "", "GitHub organization the records are posted to; required unless -dry-run (letters, digits and single hyphens, at most 39 characters)"},
+	{"BASE_URL", "https://api.github.com", "GitHub API URL; GitHub Enterprise Server: https://HOST/api/v3 (http or https, no query nor fragment)"},
+	{"DN_TEMPLATE", record.DefaultTemplate, "deployment name of the records; placeholders {{namespace}}, {{deploymentName}}, {{containerName}} and {{kind}}; " +
+		"{{deploymentName}} and {{containerName}} are required, and {{namespace}} unless -namespace is set"},
+	{"LOGICAL_ENVIRONMENT", "", fmt.Sprintf("logical environment of the records, for example production; required (at most %d characters)", record.MaxEnvironmentLength)},
+	{"PHYSICAL_ENVIRONMENT", "", fmt.Sprintf("physical environment of the records, for example a region (at most %d characters)", record.MaxEnvironmentLength)},
+	{"CLUSTER", "", fmt.Sprintf("name of this cluster; required (at most %d characters)", record.MaxEnvironmentLength)},
+	{"API_TOKEN", "", "GitHub token with artifact metadata write access; or API_TOKEN_FILE, or a GitHub App (GH_APP_ID, GH_INSTALL_ID, GH_APP_PRIV_KEY)"},
+	{"API_TOKEN_FILE", "", "path of a file holding the token (a trailing newline is removed; other whitespace is refused)"},
+	{"GH_APP_ID", "", "GitHub App ID (a positive integer)"},
+	{"GH_INSTALL_ID", "", "installation ID of the GitHub App in ORG (a positive integer)"},
+	{"GH_APP_PRIV_KEY", "", "path of the GitHub App's PEM private key (RSA, PKCS #1 or PKCS #8)"},
+	{"POD_NAMESPACE", "", "the tracker's own namespace (from the downward API): default of -leader-election-namespace and -ledger-namespace"},
+}
+
+// Usage writes what -h prints: the flags registered on fs with their defaults, then the environment variables.
+func Usage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: %s [flags]\n\nRecords the container images running in a Kubernetes cluster as GitHub artifact deployment records.\n\nFlags:\n", fs.Name())
+	out := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
+	fmt.Fprintf(w, "\nEnvironment variables:\n")
+	for _, v := range EnvVars {
+		fmt.Fprintf(w, "  %s\n    \t%s", v.Name, v.Usage)
+		if v.Default != "" {
+			fmt.Fprintf(w, " (default %q)", v.Default)
+		}
+		fmt.Fprintln(w)
+	}
+}

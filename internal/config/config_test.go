@@ -1,9 +1,20 @@
 package config
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"flag"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +53,7 @@ func envOf(set map[string]string, unset []string) Env {
 // defaults is the Config of baseEnv without flags.
 func defaults() *Config {
 	return &Config{
-		MetricsPort:        9090,
+		MetricsBindAddress: ":9090",
 		WebhookPort:        9443,
 		CertDir:            "/tmp/k8s-webhook-server/serving-certs",
 		HealthProbeAddr:    ":8081",
@@ -65,7 +76,8 @@ func defaults() *Config {
 
 // testFiles are the files the tests point API_TOKEN_FILE and GH_APP_PRIV_KEY at.
 type testFiles struct {
-	token, tokenNoNewline, empty, blank, key, missing string
+	token, tokenCRLF, tokenNoNewline, tokenIndented, tokenTwoLines, empty, blank string
+	key, keyPKCS8, keyEmptyBlock, keyNotPEM, keyEC, missing                      string
 }
 
 func writeFiles(t *testing.T) testFiles {
@@ -73,18 +85,48 @@ func writeFiles(t *testing.T) testFiles {
 	dir := t.TempDir()
 	f := testFiles{
 		token:          filepath.Join(dir, "token"),
+		tokenCRLF:      filepath.Join(dir, "token-crlf"),
 		tokenNoNewline: filepath.Join(dir, "token-no-newline"),
+		tokenIndented:  filepath.Join(dir, "token-indented"),
+		tokenTwoLines:  filepath.Join(dir, "token-two-lines"),
 		empty:          filepath.Join(dir, "empty"),
 		blank:          filepath.Join(dir, "blank"),
 		key:            filepath.Join(dir, "key.pem"),
+		keyPKCS8:       filepath.Join(dir, "key-pkcs8.pem"),
+		keyEmptyBlock:  filepath.Join(dir, "key-empty-block.pem"),
+		keyNotPEM:      filepath.Join(dir, "key-not-pem"),
+		keyEC:          filepath.Join(dir, "key-ec.pem"),
 		missing:        filepath.Join(dir, "missing"),
 	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(rsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecDER, err := x509.MarshalECPrivateKey(ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for path, content := range map[string]string{
-		f.token:          "  " + secretToken + "\r\n", // as kubectl create secret --from-file leaves it, or worse
+		f.token:          secretToken + "\n", // as echo, an editor or kubectl create secret --from-file leave it
+		f.tokenCRLF:      secretToken + "\r\n",
 		f.tokenNoNewline: secretToken,
+		f.tokenIndented:  "  " + secretToken + "\n",
+		f.tokenTwoLines:  secretToken + "\n" + secretToken + "\n",
 		f.empty:          "",
 		f.blank:          " \n\t\n",
-		f.key:            "-----BEGIN RSA PRIVATE KEY-----\n-----END RSA PRIVATE KEY-----\n",
+		f.key:            string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)})),
+		f.keyPKCS8:       string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})),
+		f.keyEmptyBlock:  "-----BEGIN RSA PRIVATE KEY-----\n-----END RSA PRIVATE KEY-----\n",
+		f.keyNotPEM:      "not a key\n",
+		f.keyEC:          string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: ecDER})),
 	} {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -114,11 +156,41 @@ func TestParse(t *testing.T) {
 			},
 			want: func(c *Config) {
 				c.Kubeconfig, c.Namespace, c.Workers = "/home/me/.kube/config", "payments", 8
-				c.MetricsPort, c.WebhookPort, c.WebhookHost, c.CertDir = 0, 8443, "127.0.0.1", "/certs"
+				c.MetricsBindAddress, c.WebhookPort, c.WebhookHost, c.CertDir = "0", 8443, "127.0.0.1", "/certs"
 				c.HealthProbeAddr, c.LeaderElect, c.LeaderElectionNamespace, c.LeaderElectionID = ":9000", true, "tracker", "dt"
 				c.RequestsPerMinute, c.RequestsPerHour, c.UnknownArtifactTTL, c.ShutdownTimeout = 0, 0, 0, 90*time.Second
 				c.RolloutHistory, c.RolloutMaxAge = 3, 7*24*time.Hour
 			},
+		},
+		{
+			name: "metrics bind address",
+			args: []string{"-metrics-bind-address=127.0.0.1:8080"},
+			want: func(c *Config) { c.MetricsBindAddress = "127.0.0.1:8080" },
+		},
+		{
+			name: "metrics server off through the bind address",
+			args: []string{"-metrics-bind-address=0"},
+			want: func(c *Config) { c.MetricsBindAddress = "0" },
+		},
+		{
+			name: "metrics port of the reference implementation",
+			args: []string{"-metrics-port=8080"},
+			want: func(c *Config) { c.MetricsBindAddress = ":8080" },
+		},
+		{
+			name: "metrics port set explicitly wins over the bind address",
+			args: []string{"-metrics-port=9091", "-metrics-bind-address=127.0.0.1:8080"},
+			want: func(c *Config) { c.MetricsBindAddress = ":9091" },
+		},
+		{
+			name: "metrics port 9090 set explicitly",
+			args: []string{"-metrics-bind-address=127.0.0.1:8080", "-metrics-port", "9090"},
+			want: func(c *Config) { c.MetricsBindAddress = ":9090" },
+		},
+		{
+			name: "health probes off",
+			args: []string{"-health-probe-bind-address=0"},
+			want: func(c *Config) { c.HealthProbeAddr = "0" },
 		},
 		{
 			name: "workers at the bounds",
@@ -164,13 +236,36 @@ func TestParse(t *testing.T) {
 		{
 			name: "record environment variables, trimmed",
 			set: map[string]string{
-				"ORG": " octo-org ", "BASE_URL": "https://ghes.example.com/api/v3", "DN_TEMPLATE": "{{namespace}}-{{containerName}}",
+				"ORG": " octo-org ", "BASE_URL": "https://ghes.example.com/api/v3", "DN_TEMPLATE": "{{namespace}}-{{deploymentName}}-{{containerName}}",
 				"LOGICAL_ENVIRONMENT": "staging\n", "PHYSICAL_ENVIRONMENT": "eu-west-1", "CLUSTER": "\tmoda-2",
 			},
 			want: func(c *Config) {
-				c.BaseURL, c.TemplateText = "https://ghes.example.com/api/v3", "{{namespace}}-{{containerName}}"
+				c.BaseURL, c.TemplateText = "https://ghes.example.com/api/v3", "{{namespace}}-{{deploymentName}}-{{containerName}}"
 				c.LogicalEnvironment, c.PhysicalEnvironment, c.Cluster = "staging", "eu-west-1", "moda-2"
 			},
+		},
+		{
+			name: "DN_TEMPLATE with every placeholder",
+			set:  map[string]string{"DN_TEMPLATE": "{{kind}}:{{namespace}}/{{deploymentName}}/{{containerName}}"},
+			want: func(c *Config) { c.TemplateText = "{{kind}}:{{namespace}}/{{deploymentName}}/{{containerName}}" },
+		},
+		{
+			name: "DN_TEMPLATE without the namespace when one namespace is tracked",
+			args: []string{"-namespace=payments"},
+			set:  map[string]string{"DN_TEMPLATE": "payments-{{deploymentName}}-{{containerName}}"},
+			want: func(c *Config) {
+				c.Namespace, c.TemplateText = "payments", "payments-{{deploymentName}}-{{containerName}}"
+			},
+		},
+		{
+			name: "organization names GitHub accepts",
+			set:  map[string]string{"ORG": "Octo-0rg-2"},
+			want: func(c *Config) { c.Org = "Octo-0rg-2" },
+		},
+		{
+			name: "organization name of the maximum length",
+			set:  map[string]string{"ORG": strings.Repeat("o", 39)},
+			want: func(c *Config) { c.Org = strings.Repeat("o", 39) },
 		},
 		{
 			name: "environments of the maximum length",
@@ -186,8 +281,14 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
-			name:  "API_TOKEN_FILE is read and trimmed",
+			name:  "API_TOKEN_FILE: the trailing newline is removed",
 			set:   map[string]string{"API_TOKEN_FILE": files.token},
+			unset: []string{"API_TOKEN"},
+			want:  func(c *Config) { c.APIToken = secretToken },
+		},
+		{
+			name:  "API_TOKEN_FILE: a trailing CRLF is removed",
+			set:   map[string]string{"API_TOKEN_FILE": files.tokenCRLF},
 			unset: []string{"API_TOKEN"},
 			want:  func(c *Config) { c.APIToken = secretToken },
 		},
@@ -209,6 +310,14 @@ func TestParse(t *testing.T) {
 			unset: []string{"API_TOKEN"},
 			want: func(c *Config) {
 				c.APIToken, c.AppID, c.InstallationID, c.AppPrivateKey = "", 12345, 678, files.key
+			},
+		},
+		{
+			name:  "GitHub App with a PKCS #8 key",
+			set:   map[string]string{"GH_APP_ID": "12345", "GH_INSTALL_ID": "678", "GH_APP_PRIV_KEY": files.keyPKCS8},
+			unset: []string{"API_TOKEN"},
+			want: func(c *Config) {
+				c.APIToken, c.AppID, c.InstallationID, c.AppPrivateKey = "", 12345, 678, files.keyPKCS8
 			},
 		},
 		{
@@ -295,8 +404,27 @@ func TestParseErrors(t *testing.T) {
 			wantNames: []string{"LOGICAL_ENVIRONMENT", "PHYSICAL_ENVIRONMENT", "CLUSTER"},
 		},
 		{name: "DN_TEMPLATE unknown placeholder", set: map[string]string{"DN_TEMPLATE": "{{namespace}}/{{podName}}"}, wantNames: []string{"DN_TEMPLATE"}, wantContains: []string{"{{podName}}"}},
+		{name: "DN_TEMPLATE without the container", set: map[string]string{"DN_TEMPLATE": "{{namespace}}/{{deploymentName}}"}, wantNames: []string{"DN_TEMPLATE"}, wantContains: []string{"{{containerName}}"}},
+		{name: "DN_TEMPLATE without the workload", set: map[string]string{"DN_TEMPLATE": "{{namespace}}/{{containerName}}"}, wantNames: []string{"DN_TEMPLATE"}, wantContains: []string{"{{deploymentName}}"}},
+		{name: "DN_TEMPLATE without the namespace", set: map[string]string{"DN_TEMPLATE": "{{deploymentName}}/{{containerName}}"}, wantNames: []string{"DN_TEMPLATE"}, wantContains: []string{"{{namespace}}", "-namespace"}},
+		{name: "DN_TEMPLATE without the namespace, other namespaces excluded", args: []string{"-exclude-namespaces=kube-system"}, set: map[string]string{"DN_TEMPLATE": "{{deploymentName}}/{{containerName}}"}, wantNames: []string{"DN_TEMPLATE"}},
+		{name: "DN_TEMPLATE with the kind only", set: map[string]string{"DN_TEMPLATE": "{{kind}}"}, wantNames: []string{"DN_TEMPLATE"}, wantContains: []string{"{{namespace}}, {{deploymentName}}, {{containerName}}"}},
+		{name: "DN_TEMPLATE without placeholders", set: map[string]string{"DN_TEMPLATE": "app"}, wantNames: []string{"DN_TEMPLATE"}},
 		{name: "BASE_URL without scheme", set: map[string]string{"BASE_URL": "api.github.com"}, wantNames: []string{"BASE_URL"}},
 		{name: "BASE_URL with another scheme", set: map[string]string{"BASE_URL": "ftp://ghes.example.com"}, wantNames: []string{"BASE_URL"}},
+		{name: "BASE_URL with a query", set: map[string]string{"BASE_URL": "https://ghes.example.com/api/v3?x=1"}, wantNames: []string{"BASE_URL"}, wantContains: []string{"query"}},
+		{name: "BASE_URL with an empty query", set: map[string]string{"BASE_URL": "https://ghes.example.com/api/v3?"}, wantNames: []string{"BASE_URL"}},
+		{name: "BASE_URL with a fragment", set: map[string]string{"BASE_URL": "https://ghes.example.com/api/v3#top"}, wantNames: []string{"BASE_URL"}, wantContains: []string{"fragment"}},
+		{name: "BASE_URL with an empty fragment", set: map[string]string{"BASE_URL": "https://ghes.example.com/#"}, wantNames: []string{"BASE_URL"}},
+		{name: "BASE_URL with credentials", set: map[string]string{"BASE_URL": "https://me:" + secretToken + "@ghes.example.com/api/v3"}, wantNames: []string{"BASE_URL"}},
+		{name: "ORG with a leading hyphen", set: map[string]string{"ORG": "-octo"}, wantNames: []string{"ORG"}},
+		{name: "ORG with a trailing hyphen", set: map[string]string{"ORG": "octo-"}, wantNames: []string{"ORG"}},
+		{name: "ORG with a double hyphen", set: map[string]string{"ORG": "octo--org"}, wantNames: []string{"ORG"}},
+		{name: "ORG with an underscore", set: map[string]string{"ORG": "octo_org"}, wantNames: []string{"ORG"}},
+		{name: "ORG with a slash", set: map[string]string{"ORG": "octo/org"}, wantNames: []string{"ORG"}},
+		{name: "ORG too long", set: map[string]string{"ORG": strings.Repeat("o", 40)}, wantNames: []string{"ORG"}},
+		{name: "ORG bad in dry run too", args: []string{"-dry-run"}, set: map[string]string{"ORG": "octo org"}, wantNames: []string{"ORG"}},
+		{name: "API_TOKEN with inner whitespace", set: map[string]string{"API_TOKEN": "ghp_abc def"}, wantNames: []string{"API_TOKEN"}},
 		{name: "negative workers", args: []string{"-workers=-1"}, wantNames: []string{"-workers"}},
 		{name: "zero workers", args: []string{"-workers=0"}, wantNames: []string{"-workers"}},
 		{name: "too many workers", args: []string{"-workers=65"}, wantNames: []string{"-workers"}},
@@ -310,6 +438,12 @@ func TestParseErrors(t *testing.T) {
 		{name: "webhook port zero", args: []string{"-webhook-port=0"}, wantNames: []string{"-webhook-port"}},
 		{name: "webhook port too large", args: []string{"-webhook-port=65536"}, wantNames: []string{"-webhook-port"}},
 		{name: "metrics port negative", args: []string{"-metrics-port=-1"}, wantNames: []string{"-metrics-port"}},
+		{name: "metrics port too large", args: []string{"-metrics-port=65536"}, wantNames: []string{"-metrics-port"}},
+		{name: "metrics bind address without a port", args: []string{"-metrics-bind-address=localhost"}, wantNames: []string{"-metrics-bind-address"}},
+		{name: "metrics bind address a bare port", args: []string{"-metrics-bind-address=9090"}, wantNames: []string{"-metrics-bind-address"}},
+		{name: "metrics bind address port too large", args: []string{"-metrics-bind-address=:99999"}, wantNames: []string{"-metrics-bind-address"}},
+		{name: "metrics bind address port not a number", args: []string{"-metrics-bind-address=:http"}, wantNames: []string{"-metrics-bind-address"}},
+		{name: "health probe bind address without a port", args: []string{"-health-probe-bind-address=8081"}, wantNames: []string{"-health-probe-bind-address"}},
 		{name: "port not a number", args: []string{"-metrics-port=http"}, wantNames: []string{"flags"}, wantContains: []string{"-metrics-port"}},
 		{name: "both ports bad, in a stable order", args: []string{"-webhook-port=99999", "-metrics-port=-5"}, wantNames: []string{"-metrics-port", "-webhook-port"}},
 		{name: "negative requests per minute", args: []string{"-github-requests-per-minute=-1"}, wantNames: []string{"-github-requests-per-minute"}},
@@ -340,6 +474,32 @@ func TestParseErrors(t *testing.T) {
 		{name: "API_TOKEN_FILE missing", set: map[string]string{"API_TOKEN_FILE": files.missing}, unset: []string{"API_TOKEN"}, wantNames: []string{"API_TOKEN_FILE"}},
 		{name: "API_TOKEN_FILE empty", set: map[string]string{"API_TOKEN_FILE": files.empty}, unset: []string{"API_TOKEN"}, wantNames: []string{"API_TOKEN_FILE"}},
 		{name: "API_TOKEN_FILE blank", set: map[string]string{"API_TOKEN_FILE": files.blank}, unset: []string{"API_TOKEN"}, wantNames: []string{"API_TOKEN_FILE"}},
+		{name: "API_TOKEN_FILE indented", set: map[string]string{"API_TOKEN_FILE": files.tokenIndented}, unset: []string{"API_TOKEN"}, wantNames: []string{"API_TOKEN_FILE"}, wantContains: []string{"whitespace"}},
+		{name: "API_TOKEN_FILE of two lines", set: map[string]string{"API_TOKEN_FILE": files.tokenTwoLines}, unset: []string{"API_TOKEN"}, wantNames: []string{"API_TOKEN_FILE"}, wantContains: []string{"whitespace"}},
+		{
+			name:      "GitHub App key not PEM",
+			set:       map[string]string{"GH_APP_ID": "1", "GH_INSTALL_ID": "2", "GH_APP_PRIV_KEY": files.keyNotPEM},
+			unset:     []string{"API_TOKEN"},
+			wantNames: []string{"GH_APP_PRIV_KEY"}, wantContains: []string{files.keyNotPEM, "PEM"},
+		},
+		{
+			name:      "GitHub App key an empty PEM block",
+			set:       map[string]string{"GH_APP_ID": "1", "GH_INSTALL_ID": "2", "GH_APP_PRIV_KEY": files.keyEmptyBlock},
+			unset:     []string{"API_TOKEN"},
+			wantNames: []string{"GH_APP_PRIV_KEY"},
+		},
+		{
+			name:      "GitHub App key not RSA",
+			set:       map[string]string{"GH_APP_ID": "1", "GH_INSTALL_ID": "2", "GH_APP_PRIV_KEY": files.keyEC},
+			unset:     []string{"API_TOKEN"},
+			wantNames: []string{"GH_APP_PRIV_KEY"},
+		},
+		{
+			name:      "GitHub App key a directory",
+			set:       map[string]string{"GH_APP_ID": "1", "GH_INSTALL_ID": "2", "GH_APP_PRIV_KEY": filepath.Dir(files.key)},
+			unset:     []string{"API_TOKEN"},
+			wantNames: []string{"GH_APP_PRIV_KEY"},
+		},
 		{
 			name:      "GitHub App ID only",
 			set:       map[string]string{"GH_APP_ID": "12345"},
@@ -371,6 +531,13 @@ func TestParseErrors(t *testing.T) {
 			set:       map[string]string{"DN_TEMPLATE": "{{x}}"},
 			wantNames: []string{"DN_TEMPLATE", "-workers", "-webhook-port", "CLUSTER", "ORG"},
 		},
+		{
+			name:      "every new check at once",
+			args:      []string{"-metrics-bind-address=nowhere"},
+			set:       map[string]string{"DN_TEMPLATE": "{{namespace}}", "ORG": "octo_org", "BASE_URL": "https://ghes.example.com?x", "API_TOKEN_FILE": files.tokenIndented},
+			unset:     []string{"API_TOKEN"},
+			wantNames: []string{"DN_TEMPLATE", "-metrics-bind-address", "ORG", "BASE_URL", "API_TOKEN_FILE"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -399,5 +566,167 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("Parse error contains the token: %q", err)
 			}
 		})
+	}
+}
+
+// writeCertDir writes a self-signed serving certificate for 127.0.0.1 as tls.crt and tls.key into a new
+// directory, as cert-manager's Secret is mounted.
+func writeCertDir(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "deployment-tracker"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	writeFile(t, filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	return dir
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	good := writeCertDir(t)
+	other := writeCertDir(t)
+	onlyCrt, onlyKey, mismatched, garbage := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+	crt, err := os.ReadFile(filepath.Join(good, "tls.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := os.ReadFile(filepath.Join(other, "tls.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(onlyCrt, "tls.crt"), crt)
+	writeFile(t, filepath.Join(onlyKey, "tls.key"), otherKey)
+	writeFile(t, filepath.Join(mismatched, "tls.crt"), crt)
+	writeFile(t, filepath.Join(mismatched, "tls.key"), otherKey)
+	writeFile(t, filepath.Join(garbage, "tls.crt"), []byte("not a certificate"))
+	writeFile(t, filepath.Join(garbage, "tls.key"), []byte("not a key"))
+
+	tests := []struct {
+		name  string
+		args  []string
+		unset []string
+		// wantNames are the names the error lines start with; none: Load succeeds.
+		wantNames    []string
+		wantContains []string
+	}{
+		{name: "certificate and key", args: []string{"-cert-dir=" + good}},
+		{name: "no such directory", args: []string{"-cert-dir=" + filepath.Join(good, "missing")}, wantNames: []string{"-cert-dir", "-cert-dir"}, wantContains: []string{"tls.crt", "tls.key"}},
+		{name: "the default directory, not mounted", args: []string{"-cert-dir=" + t.TempDir()}, wantNames: []string{"-cert-dir", "-cert-dir"}},
+		{name: "key missing", args: []string{"-cert-dir=" + onlyCrt}, wantNames: []string{"-cert-dir"}, wantContains: []string{"tls.key"}},
+		{name: "certificate missing", args: []string{"-cert-dir=" + onlyKey}, wantNames: []string{"-cert-dir"}, wantContains: []string{"tls.crt"}},
+		{name: "key of another certificate", args: []string{"-cert-dir=" + mismatched}, wantNames: []string{"-cert-dir"}, wantContains: []string{"key pair"}},
+		{name: "not PEM", args: []string{"-cert-dir=" + garbage}, wantNames: []string{"-cert-dir"}},
+		{name: "empty cert dir is reported once", args: []string{"-cert-dir="}, wantNames: []string{"-cert-dir"}},
+		{
+			name:      "with the other problems, at once",
+			args:      []string{"-cert-dir=" + onlyCrt, "-workers=0"},
+			unset:     []string{"CLUSTER"},
+			wantNames: []string{"-workers", "CLUSTER", "-cert-dir"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("deployment-tracker", flag.ContinueOnError)
+			got, err := Load(fs, tt.args, envOf(nil, tt.unset))
+			if len(tt.wantNames) == 0 {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				if got.CertDir != good {
+					t.Errorf("CertDir = %q, want %q", got.CertDir, good)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Load = %+v, want an error", got)
+			}
+			var names []string
+			for _, line := range strings.Split(err.Error(), "\n") {
+				name, _, _ := strings.Cut(line, ": ")
+				names = append(names, name)
+			}
+			if diff := cmp.Diff(tt.wantNames, names); diff != "" {
+				t.Errorf("Load error:\n%v\nnames (-want +got):\n%s", err, diff)
+			}
+			for _, s := range tt.wantContains {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("Load error %q does not contain %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+// TestEnvVarsAreWhatParseReads keeps -h complete: every variable Parse looks up is in EnvVars, and only those.
+func TestEnvVarsAreWhatParseReads(t *testing.T) {
+	files := writeFiles(t)
+	read := map[string]bool{}
+	for _, set := range []map[string]string{
+		nil,
+		{"API_TOKEN": "", "GH_APP_ID": "1", "GH_INSTALL_ID": "2", "GH_APP_PRIV_KEY": files.key},
+	} {
+		base := envOf(set, nil)
+		env := func(k string) (string, bool) { read[k] = true; return base(k) }
+		if _, err := Parse(flag.NewFlagSet("deployment-tracker", flag.ContinueOnError), nil, env); err != nil {
+			t.Fatalf("Parse: %v", err)
+		}
+	}
+	var got, want []string
+	for k := range read {
+		got = append(got, k)
+	}
+	for _, v := range EnvVars {
+		want = append(want, v.Name)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("EnvVars (-listed +read):\n%s", diff)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	fs := flag.NewFlagSet("deployment-tracker", flag.ContinueOnError)
+	if _, err := Parse(fs, []string{"-h"}, envOf(nil, nil)); err == nil {
+		t.Fatal("Parse -h: no error")
+	}
+	var b bytes.Buffer
+	Usage(&b, fs)
+	out := b.String()
+	var want []string
+	fs.VisitAll(func(f *flag.Flag) { want = append(want, "-"+f.Name) })
+	for _, v := range EnvVars {
+		want = append(want, "  "+v.Name+"\n")
+	}
+	want = append(want, `(default ":9090")`, `(default "https://api.github.com")`, "(1 to 64)", `(default "`+record.DefaultTemplate+`")`)
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("usage does not contain %q:\n%s", w, out)
+		}
 	}
 }

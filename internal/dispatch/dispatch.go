@@ -303,7 +303,7 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 				m.RecordLatency.Observe(d.cfg.Now().Sub(it.since).Seconds())
 			}
 		})
-		log.V(1).Info("Record delivered")
+		log.Info("Record delivered")
 		if requeue {
 			d.queue.Add(k)
 		}
