@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -130,11 +131,12 @@ type Tracker struct {
 
 type workloadState struct {
 	pods        map[types.NamespacedName]*podState
-	annotations []map[string]string      // owner chain, nearest first
-	desired     map[string]record.Record // container name → the deployed record last desired
-	revision    map[string]int64         // container name → the revision number that decided desired (0: none)
-	refused     map[string]refusal       // container name → a decision the ledger refused as older
-	goneSince   time.Time                // when the last pod went while the workload's existence was unknown
+	annotations []map[string]string         // owner chain, nearest first
+	desired     map[string]record.Record    // container name → the deployed record last desired
+	revision    map[string]int64            // container name → the revision number that decided desired (0: none)
+	refused     map[string]refusal          // container name → a decision the ledger refused as older
+	goneSince   time.Time                   // when the last pod went while the workload's existence was unknown
+	reported    map[string]rollout.PodFacts // what reportPods told the rollout controller last
 }
 
 // refusal is a decision the ledger refused: it is not tried again until the decision changes.
@@ -733,7 +735,16 @@ func (t *Tracker) reportPods(w owner.Workload, ws *workloadState) {
 		f.Pods++
 		facts[ps.revision] = f
 	}
+	if ws.reported != nil && maps.EqualFunc(facts, ws.reported, equalFacts) {
+		return // pod churn that changes nothing the rollouts show: no reconcile of the rollout controller
+	}
+	ws.reported = facts
 	t.cfg.Revisions.PodsChanged(w, facts)
+}
+
+func equalFacts(a, b rollout.PodFacts) bool {
+	return a.Submitted.Equal(b.Submitted) && a.SubmittedBy == b.SubmittedBy && a.FirstRunning.Equal(b.FirstRunning) &&
+		a.Pods == b.Pods && maps.Equal(a.Digests, b.Digests)
 }
 
 // requeueError asks Reconcile to look at the request again after a while, without counting a failure.
