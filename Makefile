@@ -71,8 +71,15 @@ demo: k8s-bin ## Run the tracker on a local control plane with sample workloads;
 bench: k8s-bin ## Run the benchmarks and write docs/benchmarks.md.
 	hack/bench.sh
 
+# actionlint, built from the Go module proxy like helm, for the GitHub workflows (hack/actionlint.sh).
+export ACTIONLINT ?= $(CACHE_DIR)/tools/actionlint-v$(ACTIONLINT_VERSION)
+
+.PHONY: actionlint
+actionlint: ## Check .github/workflows with actionlint (built into $(ACTIONLINT) the first time: about a minute).
+	hack/actionlint.sh
+
 .PHONY: lint
-lint: ## gofmt and go vet.
+lint: actionlint ## gofmt, go vet, and actionlint on the GitHub workflows.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')); \
 	if [[ -n "$$unformatted" ]]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	go vet ./...

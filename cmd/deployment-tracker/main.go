@@ -3,6 +3,10 @@
 //
 // Exit status: 0 after a clean shutdown (and for -h and -version), 2 for a bad configuration (every problem
 // named on stderr), 1 when the tracker fails to start or stops with an error.
+//
+// deployment-tracker check [flags] checks, with the same flags and environment variables, what the tracker
+// needs in the cluster and at GitHub (see internal/preflight): exit status 0 when no check failed, 1 when one
+// did, 2 for a bad configuration.
 package main
 
 import (
@@ -16,6 +20,7 @@ import (
 
 	"github.com/deployment-tracker/deployment-tracker/internal/app"
 	"github.com/deployment-tracker/deployment-tracker/internal/config"
+	"github.com/deployment-tracker/deployment-tracker/internal/preflight"
 	"github.com/deployment-tracker/deployment-tracker/internal/version"
 )
 
@@ -24,6 +29,9 @@ func main() {
 }
 
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		return preflight.Main(ctrl.SetupSignalHandler(), os.Args[2:], config.OSEnv, preflight.Options{})
+	}
 	fs := flag.NewFlagSet("deployment-tracker", flag.ContinueOnError)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)

@@ -4,6 +4,8 @@
 //     (https://docs.github.com/rest/orgs/artifact-metadata#create-an-artifact-deployment-record)
 //   - POST /app/installations/{installation_id}/access_tokens
 //     (https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app)
+//   - GET /orgs/{org} (https://docs.github.com/rest/orgs/orgs#get-an-organization), read-only, for the
+//     preflight check
 //
 // It behaves like the real thing where it matters to a client: it checks the organization, the credentials (a
 // personal access token, or an installation token it issued itself against an RS256 JWT signed by the App's

@@ -132,6 +132,7 @@ func New(opts Options) (*Server, error) {
 	}
 
 	mux := http.NewServeMux()
+	mux.HandleFunc(opts.PathPrefix+"/orgs/{org}", s.handleOrg)
 	mux.HandleFunc(opts.PathPrefix+"/orgs/{org}/artifacts/metadata/deployment-record", s.handleRecord)
 	mux.HandleFunc(opts.PathPrefix+"/orgs/{org}/artifacts/metadata/deployment-record/cluster/{cluster}", s.handleClusterSet)
 	mux.HandleFunc(opts.PathPrefix+"/orgs/{org}/artifacts/metadata/deployment-record/cluster/{cluster}/jobs", s.handleClusterJobs)

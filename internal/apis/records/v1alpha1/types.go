@@ -50,21 +50,36 @@ type DeploymentRecordSpec struct {
 	Version string `json:"version,omitempty"`
 	// Status is deployed or decommissioned.
 	// +kubebuilder:validation:Enum=deployed;decommissioned
-	Status              string `json:"status"`
-	LogicalEnvironment  string `json:"logicalEnvironment"`
+	Status string `json:"status"`
+	// LogicalEnvironment is the logical environment the tracker reports (LOGICAL_ENVIRONMENT, for example
+	// production); part of the record key.
+	LogicalEnvironment string `json:"logicalEnvironment"`
+	// PhysicalEnvironment is the physical environment the tracker reports (PHYSICAL_ENVIRONMENT, for example
+	// a region or data centre), empty when not set; part of the record key.
 	PhysicalEnvironment string `json:"physicalEnvironment,omitempty"`
-	Cluster             string `json:"cluster"`
-	DeploymentName      string `json:"deploymentName"`
+	// Cluster is the name of the cluster the tracker runs in (CLUSTER); part of the record key.
+	Cluster string `json:"cluster"`
+	// DeploymentName identifies the deployment within the cluster, rendered from DN_TEMPLATE for the
+	// workload and container; part of the record key.
+	DeploymentName string `json:"deploymentName"`
+	// Tags are free-form key/value pairs from the metadata.github.com/<key> annotations of the pod and its
+	// owners (the nearest wins), at most 5.
 	// +optional
 	Tags map[string]string `json:"tags,omitempty"`
+	// RuntimeRisks come from the metadata.github.com/runtime-risks annotation: critical-resource,
+	// internet-exposed, lateral-movement or sensitive-data.
 	// +optional
 	RuntimeRisks []string `json:"runtimeRisks,omitempty"`
+	// GitHubRepository is the repository, in the organization the record is posted to, that an image without
+	// a provenance attestation is linked to: a repository name without its owner, from the
+	// metadata.github.com/repository annotation.
 	// +optional
 	GitHubRepository string `json:"githubRepository,omitempty"`
 
-	// Workload and Container are what the record describes.
-	Workload  Workload `json:"workload"`
-	Container string   `json:"container"`
+	// Workload is the workload the record describes, whose pods run the container.
+	Workload Workload `json:"workload"`
+	// Container is the name of the container, in the workload's pod template, that runs the artifact.
+	Container string `json:"container"`
 	// PodStarted is when the pod that decided the digest started; an older pod never overwrites a newer one.
 	// +optional
 	PodStarted *metav1.Time `json:"podStarted,omitempty"`
@@ -84,9 +99,10 @@ type DeploymentRecordSpec struct {
 type SinkStatus struct {
 	// Sink names the sink ("github").
 	Sink string `json:"sink"`
-	// Digest and Status are the ones the sink last accepted.
+	// Digest is the artifact digest the sink last accepted.
 	// +optional
 	Digest string `json:"digest,omitempty"`
+	// Status is the record status (deployed or decommissioned) the sink last accepted.
 	// +optional
 	Status string `json:"status,omitempty"`
 	// ObservedGeneration is the spec generation the sink last accepted.
@@ -108,12 +124,15 @@ type SinkStatus struct {
 
 // DeploymentRecordStatus holds the delivery state per sink.
 type DeploymentRecordStatus struct {
+	// ObservedGeneration is the spec generation the conditions describe.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Synced is True when every sink has accepted the current generation of the spec.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Sinks holds what each sink accepted, and how delivery to it is going.
 	// +optional
 	// +listType=map
 	// +listMapKey=sink
