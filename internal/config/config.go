@@ -67,7 +67,20 @@ type Config struct {
 	AppID          int64
 	InstallationID int64
 	AppPrivateKey  string // path to the PEM file
+
+	// Slack rollout sink (environment variables): enabled when a token is set.
+	Slack SlackConfig
 }
+
+// SlackConfig configures the Slack rollout sink. Token never leaves this struct in logs.
+type SlackConfig struct {
+	Token   string // from SLACK_TOKEN_FILE (preferred) or SLACK_TOKEN
+	Channel string // SLACK_CHANNEL: the default channel, an ID or #name
+	APIURL  string // SLACK_API_URL: the Web API root; empty: the sink's default, https://slack.com/api/
+}
+
+// Enabled reports whether the Slack sink is configured.
+func (s SlackConfig) Enabled() bool { return s.Token != "" }
 
 // Env looks up an environment variable; os.LookupEnv in production, a map in tests.
 type Env func(key string) (string, bool)
@@ -223,10 +236,46 @@ func Parse(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 		}
 		errs = append(errs, c.parseAuth(get)...)
 	}
+	errs = append(errs, c.parseSlack(get)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// parseSlack reads the Slack sink's variables: a token from SLACK_TOKEN_FILE or SLACK_TOKEN (not both) enables
+// it and requires SLACK_CHANNEL.
+func (c *Config) parseSlack(get func(string) string) []error {
+	token, tokenFile := get("SLACK_TOKEN"), get("SLACK_TOKEN_FILE")
+	c.Slack.Channel, c.Slack.APIURL = get("SLACK_CHANNEL"), get("SLACK_API_URL")
+	var errs []error
+	switch {
+	case token != "" && tokenFile != "":
+		errs = append(errs, errors.New("SLACK_TOKEN, SLACK_TOKEN_FILE: set only one"))
+	case tokenFile != "":
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SLACK_TOKEN_FILE: %w", err))
+		} else if c.Slack.Token = strings.TrimSpace(string(b)); c.Slack.Token == "" {
+			errs = append(errs, fmt.Errorf("SLACK_TOKEN_FILE: %s is empty", tokenFile))
+		}
+	default:
+		c.Slack.Token = token
+	}
+	enabled := token != "" || tokenFile != ""
+	if enabled && c.Slack.Channel == "" {
+		errs = append(errs, errors.New("SLACK_CHANNEL: required with a Slack token (the default channel, an ID such as C0123456789 or #name)"))
+	}
+	if !enabled && (c.Slack.Channel != "" || c.Slack.APIURL != "") {
+		errs = append(errs, errors.New("SLACK_TOKEN_FILE: a Slack token is required with SLACK_CHANNEL or SLACK_API_URL (or SLACK_TOKEN)"))
+	}
+	if c.Slack.APIURL == "" {
+		return errs // the sink's default
+	}
+	if u, err := url.Parse(c.Slack.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, errors.New("SLACK_API_URL: must be an http(s) URL such as https://slack.com/api/"))
+	}
+	return errs
 }
 
 // parseAuth reads exactly one of: API_TOKEN, API_TOKEN_FILE, or the GitHub App trio.

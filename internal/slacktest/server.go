@@ -93,7 +93,9 @@ func NewServer(token string) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/chat.postMessage", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "chat.postMessage") })
 	mux.HandleFunc("/api/chat.update", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, "chat.update") })
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) { reply(w, map[string]any{"ok": false, "error": "unknown_method"}) })
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, map[string]any{"ok": false, "error": "unknown_method"})
+	})
 	s.srv = httptest.NewUnstartedServer(mux)
 	s.srv.Config.ReadHeaderTimeout = 5 * time.Second
 	s.srv.Start()
