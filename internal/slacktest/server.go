@@ -78,6 +78,7 @@ type Server struct {
 	seq       int64
 	rateLimit int           // the next rateLimit calls answer 429
 	retry     time.Duration // with this Retry-After
+	limitCh   string        // only calls to this channel (as sent), "" for all
 	revoked   bool          // the token answers invalid_auth
 }
 
@@ -140,10 +141,14 @@ func (s *Server) Archive(name string) {
 }
 
 // RateLimit makes the next n calls answer 429 with Retry-After: retry (whole seconds, at least 1).
-func (s *Server) RateLimit(n int, retry time.Duration) {
+func (s *Server) RateLimit(n int, retry time.Duration) { s.RateLimitChannel("", n, retry) }
+
+// RateLimitChannel makes the next n calls to channel (as the caller sends it: an ID or #name) answer 429 with
+// Retry-After: retry.
+func (s *Server) RateLimitChannel(channel string, n int, retry time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rateLimit, s.retry = n, retry
+	s.rateLimit, s.retry, s.limitCh = n, retry, channel
 }
 
 // Revoke makes the token invalid (invalid_auth) until Restore.
@@ -184,7 +189,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, method string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	call := Call{Method: method, Channel: args.Get("channel"), TS: args.Get("ts"), At: time.Now()}
-	if s.rateLimit > 0 {
+	if s.rateLimit > 0 && (s.limitCh == "" || s.limitCh == call.Channel) {
 		s.rateLimit--
 		call.Error = "ratelimited"
 		s.calls = append(s.calls, call)
