@@ -93,10 +93,7 @@ func Build(r rollout.Rollout, environment, cluster string) Message {
 			imgPlain = append(imgPlain, fmt.Sprintf("and %d more", len(r.Containers)-maxImages))
 			break
 		}
-		img := c.Image
-		if d := ShortDigest(c.Digest); d != "" {
-			img += "@" + d
-		}
+		img := imageRef(c)
 		imgLines = append(imgLines, fmt.Sprintf("• %s: `%s`", escape(c.Name), escape(img)))
 		imgPlain = append(imgPlain, c.Name+"="+img)
 	}
@@ -139,6 +136,18 @@ func ShortDigest(d string) string {
 		hex = hex[:12]
 	}
 	return truncate(algo, 6) + ":" + hex
+}
+
+// imageRef is the container's image with its short digest: the digest the image names (name@sha256:…), else
+// the one its pods run.
+func imageRef(c rollout.Container) string {
+	if name, digest, ok := strings.Cut(c.Image, "@"); ok {
+		return name + "@" + ShortDigest(digest)
+	}
+	if d := ShortDigest(c.Digest); d != "" {
+		return c.Image + "@" + d
+	}
+	return c.Image
 }
 
 // duration is how long the rollout took: Completed (else Finished) minus Started; "" while it runs.

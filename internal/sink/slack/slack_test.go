@@ -353,3 +353,19 @@ func TestNewValidates(t *testing.T) {
 		}
 	}
 }
+
+func TestImageRef(t *testing.T) {
+	const d = "sha256:3b1b3b8a7a0fb1c4a5e1b0f0d77c7b6f5d4f7f6a3a2e1d0c9b8a7f6e5d4c3b2a"
+	for _, tc := range []struct {
+		c    rollout.Container
+		want string
+	}{
+		{rollout.Container{Image: "redis:7.4", Digest: d}, "redis:7.4@sha256:3b1b3b8a7a0f"},
+		{rollout.Container{Image: "redis:7.4"}, "redis:7.4"},
+		{rollout.Container{Image: "docker.io/envoyproxy/envoy@" + d, Digest: d}, "docker.io/envoyproxy/envoy@sha256:3b1b3b8a7a0f"},
+	} {
+		if got := imageRef(tc.c); got != tc.want {
+			t.Errorf("imageRef(%+v) = %q, want %q", tc.c, got, tc.want)
+		}
+	}
+}
