@@ -2,7 +2,8 @@
 // (etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok's fake nodes), a GitHub API test
 // server, and the tracker itself, registered as the API server's admission webhook with the shipped
 // configuration and running with the shipped RBAC. It applies the sample workloads in hack/demo/workloads,
-// scales, rolls out and deletes them, and prints every deployment record as the GitHub test server accepts it.
+// scales, rolls out and deletes them, and prints every deployment record as the GitHub test server accepts it,
+// and, at the end, every Slack message the Slack test server (internal/slacktest) received, with its updates.
 //
 //	go run ./hack/demo            # or: make demo
 //	go run ./hack/demo -keep      # then keep running: kubectl --kubeconfig <printed path> …, Ctrl-C to stop
