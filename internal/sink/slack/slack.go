@@ -49,10 +49,10 @@ const DefaultAPIURL = "https://slack.com/api/"
 // maxResponse bounds what is read of a Slack answer.
 const maxResponse = 1 << 20
 
-// WorkloadReader gives the annotations of a workload, from the manager's cache. A workload that does not
-// exist (deleted) has nil annotations and no error.
+// WorkloadReader gives the annotations of a workload, from the manager's cache; found is false for a workload
+// that does not exist (deleted).
 type WorkloadReader interface {
-	Annotations(ctx context.Context, w owner.Workload) (map[string]string, error)
+	Annotations(ctx context.Context, w owner.Workload) (annotations map[string]string, found bool, err error)
 }
 
 // Config configures the sink.
@@ -161,14 +161,16 @@ func (b limitedBody) Close() error {
 func (s *Sink) Notify(ctx context.Context, n rollout.Notification) (map[string]string, error) {
 	r := n.Rollout
 	var ann map[string]string
+	found := false
 	if s.cfg.Workloads != nil {
 		var err error
-		if ann, err = s.cfg.Workloads.Annotations(ctx, r.Workload); err != nil {
+		if ann, found, err = s.cfg.Workloads.Annotations(ctx, r.Workload); err != nil {
 			return nil, fmt.Errorf("slack: reading the annotations of %s: %w", r.Workload, err)
 		}
 	}
 	channelID, ts := n.State[StateChannel], n.State[StateTS]
-	if ann[AnnotationIgnore] == "true" || (ann == nil && n.State[StateIgnored] == "true" && ts == "") {
+	// A workload that opted out stays out once deleted (its annotations went with it).
+	if ann[AnnotationIgnore] == "true" || (!found && n.State[StateIgnored] == "true" && ts == "") {
 		if ts != "" {
 			return nil, nil // keep the message as it is
 		}

@@ -15,6 +15,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
 	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
@@ -42,8 +45,9 @@ func (c *clock) Add(d time.Duration) {
 // annotations is a WorkloadReader over a map.
 type annotations map[owner.Workload]map[string]string
 
-func (a annotations) Annotations(_ context.Context, w owner.Workload) (map[string]string, error) {
-	return a[w], nil
+func (a annotations) Annotations(_ context.Context, w owner.Workload) (map[string]string, bool, error) {
+	ann, ok := a[w]
+	return ann, ok, nil
 }
 
 var web = owner.Workload{Group: "apps", Kind: "Deployment", Namespace: "shop", Name: "web"}
@@ -297,6 +301,18 @@ func TestAgainstFake(t *testing.T) {
 		if n := len(f.Calls()) - before; n != 0 {
 			t.Errorf("%d calls for an ignored workload", n)
 		}
+
+		// Opted in again (the workload exists, without annotations): the next phase is posted.
+		again := quiet
+		again.Name = "again"
+		ann[again] = map[string]string{AnnotationIgnore: "true"}
+		r.Workload, r.Phase = again, rollout.PhaseInProgress
+		st, _ = notify(rollout.Notification{Rollout: r})
+		ann[again] = nil
+		r.Phase = rollout.PhaseCurrent
+		if st, err = notify(rollout.Notification{Rollout: r, Acknowledged: rollout.PhaseInProgress, State: st}); err != nil || st["ts"] == "" {
+			t.Errorf("opted in again: state %v, err %v, want a message", st, err)
+		}
 	})
 	t.Run("pacing", func(t *testing.T) {
 		// Two messages in the same instant to one channel: the second waits a second.
@@ -366,6 +382,29 @@ func TestImageRef(t *testing.T) {
 	} {
 		if got := imageRef(tc.c); got != tc.want {
 			t.Errorf("imageRef(%+v) = %q, want %q", tc.c, got, tc.want)
+		}
+	}
+}
+
+func TestCacheWorkloads(t *testing.T) {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web",
+		Annotations: map[string]string{AnnotationChannel: "#shop"}}}
+	c := CacheWorkloads{Reader: fake.NewClientBuilder().WithObjects(d).Build()}
+	for _, tc := range []struct {
+		w     owner.Workload
+		want  map[string]string
+		found bool
+	}{
+		{w: web, want: map[string]string{AnnotationChannel: "#shop"}, found: true},
+		{w: owner.Workload{Group: "apps", Kind: "StatefulSet", Namespace: "shop", Name: "web"}},
+		{w: owner.Workload{Group: "argoproj.io", Kind: "Rollout", Namespace: "shop", Name: "web"}},
+	} {
+		got, found, err := c.Annotations(t.Context(), tc.w)
+		if err != nil || found != tc.found {
+			t.Errorf("%s: found %v, err %v; want found %v", tc.w, found, err, tc.found)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: annotations (-want +got):\n%s", tc.w, diff)
 		}
 	}
 }

@@ -19,8 +19,9 @@ type CacheWorkloads struct {
 
 var _ WorkloadReader = CacheWorkloads{}
 
-// Annotations returns the annotations of w; nil when it does not exist or is of a kind without rollouts.
-func (c CacheWorkloads) Annotations(ctx context.Context, w owner.Workload) (map[string]string, error) {
+// Annotations returns the annotations of w; found is false when it does not exist or is of a kind without
+// rollouts.
+func (c CacheWorkloads) Annotations(ctx context.Context, w owner.Workload) (map[string]string, bool, error) {
 	var obj client.Object
 	switch {
 	case w.Group == "apps" && w.Kind == "Deployment":
@@ -30,13 +31,13 @@ func (c CacheWorkloads) Annotations(ctx context.Context, w owner.Workload) (map[
 	case w.Group == "apps" && w.Kind == "DaemonSet":
 		obj = &appsv1.DaemonSet{}
 	default:
-		return nil, nil
+		return nil, false, nil
 	}
 	if err := c.Reader.Get(ctx, client.ObjectKey{Namespace: w.Namespace, Name: w.Name}, obj); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, nil
+			return nil, false, nil
 		}
-		return nil, fmt.Errorf("get %s: %w", w, err)
+		return nil, false, fmt.Errorf("get %s: %w", w, err)
 	}
-	return obj.GetAnnotations(), nil
+	return obj.GetAnnotations(), true, nil
 }
