@@ -530,6 +530,9 @@ func wantEqual(t *testing.T, what string, want, got any) {
 // with auth.method fromSecret a token as the example Secret gives it) through the tracker's own parser, with
 // the logger's flags as cmd/deployment-tracker binds them. Files under the credentials mount are made in a
 // temporary directory (a token, or a generated App key).
+// slackDir is where the chart mounts the Slack token's Secret.
+const slackDir = "/var/run/secrets/slack"
+
 func parseConfig(t *testing.T, r *rendered) *config.Config {
 	t.Helper()
 	c := r.deployment.Spec.Template.Spec.Containers[0]
@@ -549,6 +552,12 @@ func parseConfig(t *testing.T, r *rendered) *config.Config {
 		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
 			fromSecret = true
 		case e.ValueFrom != nil:
+		case strings.HasPrefix(e.Value, slackDir+"/"): // the Slack token's mounted file
+			path := filepath.Join(dir, "slack-"+strings.TrimPrefix(e.Value, slackDir+"/"))
+			if err := os.WriteFile(path, []byte("xoxb-test\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env[e.Name] = path
 		case strings.HasPrefix(e.Value, credentialsDir+"/"):
 			content := []byte("ghp_x\n")
 			if e.Name == "GH_APP_PRIV_KEY" {
@@ -742,7 +751,8 @@ var notExposed = map[string]string{
 
 // notExposedEnv are the environment variables the tracker reads without a chart value, and why.
 var notExposedEnv = map[string]string{
-	"API_TOKEN": "the chart passes the token as a mounted file (API_TOKEN_FILE), never in the environment",
+	"API_TOKEN":   "the chart passes the token as a mounted file (API_TOKEN_FILE), never in the environment",
+	"SLACK_TOKEN": "the chart passes the Slack token as a mounted file (SLACK_TOKEN_FILE), never in the environment",
 }
 
 // TestChartCoversEveryFlagAndVariable: every flag of the tracker (config.Parse's and the logger's) and every

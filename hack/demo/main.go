@@ -2,7 +2,8 @@
 // (etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok's fake nodes), a GitHub API test
 // server, and the tracker itself, registered as the API server's admission webhook with the shipped
 // configuration and running with the shipped RBAC. It applies the sample workloads in hack/demo/workloads,
-// scales, rolls out and deletes them, and prints every deployment record as the GitHub test server accepts it.
+// scales, rolls out and deletes them, and prints every deployment record as the GitHub test server accepts it,
+// and, at the end, every Slack message the Slack test server (internal/slacktest) received, with its updates.
 //
 //	go run ./hack/demo            # or: make demo
 //	go run ./hack/demo -keep      # then keep running: kubectl --kubeconfig <printed path> …, Ctrl-C to stop
@@ -12,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -51,13 +53,18 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
 	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
+	slacksink "github.com/deployment-tracker/deployment-tracker/internal/sink/slack"
+	"github.com/deployment-tracker/deployment-tracker/internal/slacktest"
 	"github.com/deployment-tracker/deployment-tracker/internal/testenv"
 )
 
 //go:embed workloads/*.yaml
 var workloads embed.FS
 
-const token = "ghp_demo_token_not_a_secret"
+const (
+	token      = "ghp_demo_token_not_a_secret"
+	slackToken = "xoxb-demo-token-not-a-secret"
+)
 
 func main() {
 	keep := flag.Bool("keep", false, "keep the control plane and the tracker running after the scenario, until Ctrl-C")
@@ -75,6 +82,7 @@ type demo struct {
 	start time.Time
 	env   *testenv.Env
 	gh    *githubtest.Server
+	slack *slacktest.Server
 	mu    sync.Mutex
 	out   io.Writer
 }
@@ -134,8 +142,14 @@ func run(ctx context.Context, keep, verbose bool) error {
 	defer d.gh.Close()
 	d.say("GitHub API test server at %s", d.gh.URL())
 
+	d.slack = slacktest.NewServer(slackToken)
+	defer d.slack.Close()
+	d.slack.AddChannel("deploys")
+	d.slack.AddChannel("shop-cache")
+	d.say("Slack API test server at %s (channels #deploys, #shop-cache)", d.slack.URL())
+
 	reg := prometheus.NewRegistry()
-	tr, err := startTracker(ctx, env, d.gh, reg, log, rolloutPrinter{d})
+	tr, err := startTracker(ctx, env, d.gh, d.slack, reg, log, rolloutPrinter{d})
 	if err != nil {
 		return err
 	}
@@ -153,6 +167,9 @@ func run(ctx context.Context, keep, verbose bool) error {
 		return err
 	}
 	if err := d.printRollouts(ctx); err != nil {
+		return err
+	}
+	if err := d.printSlack(ctx, tr); err != nil {
 		return err
 	}
 	if keep {
@@ -437,7 +454,7 @@ type tracker struct {
 	done   chan error
 }
 
-func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, reg *prometheus.Registry, log logr.Logger,
+func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, sl *slacktest.Server, reg *prometheus.Registry, log logr.Logger,
 	rollouts sink.RolloutSink) (*tracker, error) {
 	wo := env.WebhookServerOptions()
 	vars := map[string]string{
@@ -453,8 +470,18 @@ func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, 
 		return nil, err
 	}
 	noProbe := "0"
+	// The Slack sink as app.go builds it from SLACK_* (the demo passes its rollout sinks itself, to keep the
+	// printer); it reads the workloads' annotations from the manager's cache, which exists once app.New returns.
+	workloads := &lateReader{}
+	slackSink, err := slacksink.New(slacksink.Config{
+		Token: slackToken, Channel: "#deploys", APIURL: sl.URL(), HTTPClient: sl.Client(),
+		LogicalEnvironment: cfg.LogicalEnvironment, Cluster: cfg.Cluster, Workloads: slacksink.CacheWorkloads{Reader: workloads},
+	})
+	if err != nil {
+		return nil, err
+	}
 	a, err := app.New(cfg, app.Options{
-		RolloutSinks:           map[string]sink.RolloutSink{"demo": rollouts},
+		RolloutSinks:           map[string]sink.RolloutSink{"demo": rollouts, "slack": slackSink},
 		RestConfig:             env.ServiceAccountConfig("deployment-tracker", "deployment-tracker"),
 		Registry:               reg,
 		HealthProbeBindAddress: &noProbe,
@@ -463,6 +490,7 @@ func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, 
 	if err != nil {
 		return nil, err
 	}
+	workloads.Reader = a.Manager.GetCache()
 	runCtx, cancel := context.WithCancel(context.Background())
 	t := &tracker{app: a, cancel: cancel, done: make(chan error, 1)}
 	go func() { t.done <- a.Start(runCtx) }()
@@ -517,3 +545,55 @@ func tags(r record.Record) string {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// lateReader is a client.Reader set once the manager exists.
+type lateReader struct{ client.Reader }
+
+// printSlack waits for the rollout notifications to be delivered, then shows every Slack message the fake
+// received, with each of its versions (a post, then the chat.update edits in place), and the Block Kit blocks
+// of the last version of the first message.
+func (d *demo) printSlack(ctx context.Context, tr *tracker) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for !tr.app.Notifier.Idle() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the rollout notifications: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	msgs := d.slack.Messages()
+	posts, updates := 0, 0
+	for _, c := range d.slack.Calls() {
+		switch {
+		case c.Error != "":
+		case c.Method == "chat.postMessage":
+			posts++
+		case c.Method == "chat.update":
+			updates++
+		}
+	}
+	d.say("the Slack messages (%d, from %d chat.postMessage and %d chat.update):", len(msgs), posts, updates)
+	for _, m := range msgs {
+		fmt.Fprintf(d.out, "  channel %s ts %s\n", m.Channel, m.TS)
+		for i, v := range m.Versions {
+			verb := "posted "
+			if i > 0 {
+				verb = "updated"
+			}
+			text := []rune(v.Text)
+			if len(text) > 180 {
+				text = append(text[:179], '…')
+			}
+			fmt.Fprintf(d.out, "    %s %s\n", verb, string(text))
+		}
+	}
+	if len(msgs) > 0 {
+		b, err := json.MarshalIndent(msgs[0].Latest().Blocks, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(d.out, "  blocks of the first message as it shows now:\n  %s\n", b)
+	}
+	return nil
+}

@@ -41,6 +41,7 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink/github"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink/logsink"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink/slack"
 	"github.com/deployment-tracker/deployment-tracker/internal/tracker"
 	"github.com/deployment-tracker/deployment-tracker/internal/version"
 	"github.com/deployment-tracker/deployment-tracker/webhook"
@@ -233,7 +234,10 @@ func (a *App) addDelivery(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 
 	rsinks := o.RolloutSinks
 	if rsinks == nil {
-		rsinks = rolloutSinks(c, s)
+		var err error
+		if rsinks, err = a.newRolloutSinks(c, s); err != nil {
+			return err
+		}
 	}
 	rc := dispatch.RolloutsConfig{Sinks: rsinks, DrainTimeout: c.ShutdownTimeout, Metrics: a.Metrics, Log: log.WithName("rollouts")}
 	if led != nil {
@@ -330,13 +334,32 @@ func addChecks(mgr manager.Manager) error {
 	return nil
 }
 
-// rolloutSinks are the rollout sinks the configuration enables: the dry-run log sink, when it is one.
-func rolloutSinks(c *cfgpkg.Config, s sink.Sink) map[string]sink.RolloutSink {
+// Names of the rollout sinks: they key each sink's status in the RolloutRecords and must not change.
+const (
+	rolloutSinkLog   = "log"
+	rolloutSinkSlack = "slack"
+)
+
+// newRolloutSinks are the rollout sinks the configuration enables: the dry-run log sink, when it is one; Slack,
+// when a Slack token is set (not in a dry run).
+func (a *App) newRolloutSinks(c *cfgpkg.Config, s sink.Sink) (map[string]sink.RolloutSink, error) {
 	out := map[string]sink.RolloutSink{}
 	if rs, ok := s.(sink.RolloutSink); ok && c.DryRun {
-		out["log"] = rs
+		out[rolloutSinkLog] = rs
 	}
-	return out
+	if c.Slack.Enabled() && !c.DryRun {
+		ss, err := slack.New(slack.Config{
+			Token: c.Slack.Token, Channel: c.Slack.Channel, APIURL: c.Slack.APIURL,
+			LogicalEnvironment: c.LogicalEnvironment, Cluster: c.Cluster,
+			Workloads: slack.CacheWorkloads{Reader: a.Manager.GetCache()},
+			Errors:    a.Metrics.SlackErrors,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("Slack sink: %w", err)
+		}
+		out[rolloutSinkSlack] = ss
+	}
+	return out, nil
 }
 
 // Start runs the tracker until ctx is cancelled; queued records are drained within the shutdown timeout.

@@ -73,7 +73,20 @@ type Config struct {
 	AppID          int64
 	InstallationID int64
 	AppPrivateKey  string // path to the PEM file
+
+	// Slack rollout sink (environment variables): enabled when a token is set.
+	Slack SlackConfig
 }
+
+// SlackConfig configures the Slack rollout sink. Token never leaves this struct in logs.
+type SlackConfig struct {
+	Token   string // from SLACK_TOKEN_FILE (preferred) or SLACK_TOKEN
+	Channel string // SLACK_CHANNEL: the default channel, an ID or #name
+	APIURL  string // SLACK_API_URL: the Web API root; empty: the sink's default, https://slack.com/api/
+}
+
+// Enabled reports whether the Slack sink is configured.
+func (s SlackConfig) Enabled() bool { return s.Token != "" }
 
 // Env looks up an environment variable; os.LookupEnv in production, a map in tests.
 type Env func(key string) (string, bool)
@@ -287,6 +300,7 @@ func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 		}
 		errs = append(errs, c.parseAuth(get)...)
 	}
+	errs = append(errs, c.parseSlack(get)...)
 	return c, errs, nil
 }
 
@@ -372,6 +386,41 @@ func checkCertDir(dir string) []error {
 		return []error{fmt.Errorf("-cert-dir: tls.crt and tls.key in %s are not a valid key pair: %w", dir, err)}
 	}
 	return nil
+}
+
+// parseSlack reads the Slack sink's variables: a token from SLACK_TOKEN_FILE or SLACK_TOKEN (not both) enables
+// it and requires SLACK_CHANNEL.
+func (c *Config) parseSlack(get func(string) string) []error {
+	token, tokenFile := get("SLACK_TOKEN"), get("SLACK_TOKEN_FILE")
+	c.Slack.Channel, c.Slack.APIURL = get("SLACK_CHANNEL"), get("SLACK_API_URL")
+	var errs []error
+	switch {
+	case token != "" && tokenFile != "":
+		errs = append(errs, errors.New("SLACK_TOKEN, SLACK_TOKEN_FILE: set only one"))
+	case tokenFile != "":
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("SLACK_TOKEN_FILE: %w", err))
+		} else if c.Slack.Token = strings.TrimSpace(string(b)); c.Slack.Token == "" {
+			errs = append(errs, fmt.Errorf("SLACK_TOKEN_FILE: %s is empty", tokenFile))
+		}
+	default:
+		c.Slack.Token = token
+	}
+	enabled := token != "" || tokenFile != ""
+	if enabled && c.Slack.Channel == "" {
+		errs = append(errs, errors.New("SLACK_CHANNEL: required with a Slack token (the default channel, an ID such as C0123456789 or #name)"))
+	}
+	if !enabled && (c.Slack.Channel != "" || c.Slack.APIURL != "") {
+		errs = append(errs, errors.New("SLACK_TOKEN_FILE: a Slack token is required with SLACK_CHANNEL or SLACK_API_URL (or SLACK_TOKEN)"))
+	}
+	if c.Slack.APIURL == "" {
+		return errs // the sink's default
+	}
+	if u, err := url.Parse(c.Slack.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		errs = append(errs, errors.New("SLACK_API_URL: must be an http(s) URL such as https://slack.com/api/"))
+	}
+	return errs
 }
 
 // parseAuth reads exactly one of: API_TOKEN, API_TOKEN_FILE, or the GitHub App trio.
@@ -474,6 +523,10 @@ var EnvVars = []EnvVar{
 	{"GH_INSTALL_ID", "", "installation ID of the GitHub App in ORG (a positive integer)"},
 	{"GH_APP_PRIV_KEY", "", "path of the GitHub App's PEM private key (RSA, PKCS #1 or PKCS #8)"},
 	{"POD_NAMESPACE", "", "the tracker's own namespace (from the downward API): default of -leader-election-namespace and -ledger-namespace"},
+	{"SLACK_TOKEN_FILE", "", "path of a file holding the Slack bot token (scope chat:write); enables the Slack rollout sink"},
+	{"SLACK_TOKEN", "", "the Slack bot token itself (or SLACK_TOKEN_FILE)"},
+	{"SLACK_CHANNEL", "", "default Slack channel of rollout messages (name or ID); required with a Slack token"},
+	{"SLACK_API_URL", "https://slack.com/api/", "Slack Web API URL (tests point it at a fake)"},
 }
 
 // Usage writes what -h prints: the flags registered on fs with their defaults, then the environment variables.

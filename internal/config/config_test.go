@@ -193,6 +193,18 @@ func TestParse(t *testing.T) {
 			want: func(c *Config) { c.HealthProbeAddr = "0" },
 		},
 		{
+			name: "Slack from a token file",
+			set:  map[string]string{"SLACK_TOKEN_FILE": files.token, "SLACK_CHANNEL": " #deploys ", "SLACK_API_URL": "http://127.0.0.1:1/api/"},
+			want: func(c *Config) {
+				c.Slack = SlackConfig{Token: secretToken, Channel: "#deploys", APIURL: "http://127.0.0.1:1/api/"}
+			},
+		},
+		{
+			name: "Slack from a token",
+			set:  map[string]string{"SLACK_TOKEN": "xoxb-1", "SLACK_CHANNEL": "C0123"},
+			want: func(c *Config) { c.Slack = SlackConfig{Token: "xoxb-1", Channel: "C0123"} },
+		},
+		{
 			name: "workers at the bounds",
 			args: []string{"-workers", "64"},
 			want: func(c *Config) { c.Workers = 64 },
@@ -471,6 +483,12 @@ func TestParseErrors(t *testing.T) {
 			unset:     []string{"API_TOKEN"},
 			wantNames: []string{"API_TOKEN_FILE, GH_APP_PRIV_KEY"},
 		},
+		{name: "SLACK_CHANNEL missing", set: map[string]string{"SLACK_TOKEN": "xoxb-1"}, wantNames: []string{"SLACK_CHANNEL"}},
+		{name: "SLACK_TOKEN and SLACK_TOKEN_FILE", set: map[string]string{"SLACK_TOKEN": "xoxb-1", "SLACK_TOKEN_FILE": files.token, "SLACK_CHANNEL": "#d"}, wantNames: []string{"SLACK_TOKEN, SLACK_TOKEN_FILE"}},
+		{name: "SLACK_TOKEN_FILE missing", set: map[string]string{"SLACK_TOKEN_FILE": files.missing, "SLACK_CHANNEL": "#d"}, wantNames: []string{"SLACK_TOKEN_FILE"}},
+		{name: "SLACK_TOKEN_FILE blank", set: map[string]string{"SLACK_TOKEN_FILE": files.blank, "SLACK_CHANNEL": "#d"}, wantNames: []string{"SLACK_TOKEN_FILE"}},
+		{name: "SLACK_CHANNEL without a token", set: map[string]string{"SLACK_CHANNEL": "#d"}, wantNames: []string{"SLACK_TOKEN_FILE"}},
+		{name: "SLACK_API_URL not a URL", set: map[string]string{"SLACK_TOKEN": "xoxb-1", "SLACK_CHANNEL": "#d", "SLACK_API_URL": "slack.com/api"}, wantNames: []string{"SLACK_API_URL"}},
 		{name: "API_TOKEN_FILE missing", set: map[string]string{"API_TOKEN_FILE": files.missing}, unset: []string{"API_TOKEN"}, wantNames: []string{"API_TOKEN_FILE"}},
 		{name: "API_TOKEN_FILE empty", set: map[string]string{"API_TOKEN_FILE": files.empty}, unset: []string{"API_TOKEN"}, wantNames: []string{"API_TOKEN_FILE"}},
 		{name: "API_TOKEN_FILE blank", set: map[string]string{"API_TOKEN_FILE": files.blank}, unset: []string{"API_TOKEN"}, wantNames: []string{"API_TOKEN_FILE"}},

@@ -32,6 +32,9 @@ type trackerSettings struct {
 	namespace string
 	// certDir overrides where the webhook's certificate is read from.
 	certDir string
+	// configuredRolloutSinks runs the rollout sinks the configuration enables (app.go's production wiring)
+	// instead of the suite's noteSink.
+	configuredRolloutSinks bool
 }
 
 // instance is a tracker running in this process, configured through config.Parse like the binary.
@@ -92,8 +95,12 @@ func startTracker(ctx context.Context, s trackerSettings) (*instance, error) {
 		cfg.LeaderElect, cfg.LeaderElectionNamespace = true, trackerNamespace
 		lease, renew, retry = ptr.To(3*time.Second), ptr.To(2*time.Second), ptr.To(500*time.Millisecond)
 	}
+	rsinks := map[string]sink.RolloutSink{"e2e": notes}
+	if s.configuredRolloutSinks {
+		rsinks = nil
+	}
 	a, err := app.New(cfg, app.Options{
-		RolloutSinks:           map[string]sink.RolloutSink{"e2e": notes},
+		RolloutSinks:           rsinks,
 		LeaseDuration:          lease,
 		RenewDeadline:          renew,
 		RetryPeriod:            retry,

@@ -59,6 +59,7 @@ type Metrics struct {
 	OlderRefused          prometheus.Counter
 	RolloutNotifications  *prometheus.CounterVec // sink, outcome
 	RolloutPending        prometheus.Gauge
+	SlackErrors           *prometheus.CounterVec // error: a Slack error code from a fixed list, else "other"
 }
 
 // New creates the collectors and registers them on reg.
@@ -141,6 +142,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Rollout notifications decided but not yet acknowledged, one per sink and rollout.",
 		}),
 	}
+	m.SlackErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "deptracker_slack_errors_total", Help: "The total number of Slack API calls that failed, by Slack error code (a fixed list, else other).",
+	}, []string{"error"})
+	reg.MustRegister(m.SlackErrors)
 	reg.MustRegister(m.EventsProcessedOK, m.EventsProcessedFailed, m.EventsProcessedTimer, m.PostTimer, m.PostOK,
 		m.PostSoftFail, m.PostHardFail, m.PostClientError, m.PostNoAttestation, m.PostRateLimited,
 		m.UnknownArtifactHit, m.Admission, m.QueueDepth, m.PendingRecords, m.DigestMismatch, m.ContainersSkipped,

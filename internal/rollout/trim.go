@@ -16,8 +16,12 @@ import (
 var _ cache.TransformFunc = Transform
 
 // workloadAnnotations are the annotations a trimmed Deployment, StatefulSet or DaemonSet keeps besides the
-// metadata.github.com/ ones.
+// metadata.github.com/ ones and those with a prefix of workloadAnnotationPrefixes.
 var workloadAnnotations = []string{podwatch.AnnotationDeploymentRevision}
+
+// workloadAnnotationPrefixes are the annotation prefixes a trimmed workload keeps for the rollout sinks: the
+// Slack sink's channel and opt-out (internal/sink/slack.AnnotationPrefix).
+var workloadAnnotationPrefixes = []string{"slack.deployment-tracker.io/"}
 
 // The labels a trimmed ControllerRevision or ReplicaSet keeps (the hash its pods carry), and the annotations a
 // ReplicaSet keeps besides the metadata.github.com/ ones (its revision number).
@@ -156,7 +160,8 @@ func trimDaemonSet(d *appsv1.DaemonSet) *appsv1.DaemonSet {
 
 // workloadMeta keeps what a workload's metadata tells: identity, generation (kstatus compares it with the
 // observed generation), the deletion timestamp (kstatus: Terminating), the deployment.kubernetes.io/revision
-// and metadata.github.com/ annotations. Labels and owner references are dropped.
+// and metadata.github.com/ annotations, and the rollout sinks' (slack.deployment-tracker.io/). Labels and owner
+// references are dropped.
 func workloadMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
 		Name:              m.Name,
@@ -166,7 +171,7 @@ func workloadMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 		Generation:        m.Generation,
 		CreationTimestamp: m.CreationTimestamp,
 		DeletionTimestamp: m.DeletionTimestamp.DeepCopy(),
-		Annotations:       annotations(m.Annotations, workloadAnnotations),
+		Annotations:       annotations(m.Annotations, workloadAnnotations, workloadAnnotationPrefixes...),
 	}
 }
 
@@ -201,11 +206,12 @@ func ownedMeta(m *metav1.ObjectMeta, keepLabels, keepAnnotations []string) metav
 	return out
 }
 
-// annotations returns the metadata.github.com/ annotations and those named in keep, or nil when there are none.
-func annotations(in map[string]string, keep []string) map[string]string {
+// annotations returns the metadata.github.com/ annotations, those named in keep and those with one of
+// prefixes, or nil when there are none.
+func annotations(in map[string]string, keep []string, prefixes ...string) map[string]string {
 	var out map[string]string
 	for k, v := range in {
-		if strings.HasPrefix(k, record.AnnotationPrefix) || slices.Contains(keep, k) {
+		if strings.HasPrefix(k, record.AnnotationPrefix) || slices.Contains(keep, k) || hasAnyPrefix(k, prefixes) {
 			if out == nil {
 				out = map[string]string{}
 			}
@@ -213,6 +219,15 @@ func annotations(in map[string]string, keep []string) map[string]string {
 		}
 	}
 	return out
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // template keeps the pod template's metadata.github.com/ annotations (a workload's deployment record metadata

@@ -678,3 +678,44 @@ func TestTransformPassThrough(t *testing.T) {
 		})
 	}
 }
+
+// TestTransformKeepsSinkAnnotations: the Slack sink's annotations on a workload (channel, opt-out) survive the
+// trim; on the pod template, and other annotations, they do not.
+func TestTransformKeepsSinkAnnotations(t *testing.T) {
+	for _, obj := range []any{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{}} {
+		meta := map[string]string{
+			"slack.deployment-tracker.io/channel": "#team-shop",
+			"slack.deployment-tracker.io/ignore":  "true",
+			"kubectl.kubernetes.io/last-applied":  "{}",
+		}
+		tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"slack.deployment-tracker.io/channel": "#x"}}}
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			o.Annotations, o.Spec.Template = meta, tmpl
+		case *appsv1.StatefulSet:
+			o.Annotations, o.Spec.Template = meta, tmpl
+		case *appsv1.DaemonSet:
+			o.Annotations, o.Spec.Template = meta, tmpl
+		}
+		out, err := rollout.Transform(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"slack.deployment-tracker.io/channel": "#team-shop", "slack.deployment-tracker.io/ignore": "true"}
+		var got, gotTmpl map[string]string
+		switch o := out.(type) {
+		case *appsv1.Deployment:
+			got, gotTmpl = o.Annotations, o.Spec.Template.Annotations
+		case *appsv1.StatefulSet:
+			got, gotTmpl = o.Annotations, o.Spec.Template.Annotations
+		case *appsv1.DaemonSet:
+			got, gotTmpl = o.Annotations, o.Spec.Template.Annotations
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%T annotations (-want +got):\n%s", obj, diff)
+		}
+		if gotTmpl != nil {
+			t.Errorf("%T template annotations %v, want none", obj, gotTmpl)
+		}
+	}
+}

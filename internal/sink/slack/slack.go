@@ -1,0 +1,327 @@
+// Package slack is the Slack rollout sink: one message per rollout, posted with chat.postMessage when the sink
+// first hears of it and edited in place with chat.update as it progresses. The channel and ts of the message
+// are the state the sink returns, so that the ledger keeps them across restarts and leader changes and every
+// update goes to the same message.
+//
+// Slack Web API: https://api.slack.com/methods/chat.postMessage, https://api.slack.com/methods/chat.update;
+// rate limits: https://api.slack.com/apis/rate-limits (about one message per second per channel).
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	slackapi "github.com/slack-go/slack"
+	"golang.org/x/time/rate"
+
+	"github.com/deployment-tracker/deployment-tracker/internal/owner"
+	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink"
+)
+
+// The workload annotations the sink reads (rollout.Transform keeps those with AnnotationPrefix).
+const (
+	AnnotationPrefix = "slack.deployment-tracker.io/"
+	// AnnotationChannel names the channel (ID, or name with or without #) of the workload's messages.
+	AnnotationChannel = AnnotationPrefix + "channel"
+	// AnnotationIgnore "true" opts the workload out of Slack messages.
+	AnnotationIgnore = AnnotationPrefix + "ignore"
+)
+
+// The state keys the sink returns.
+const (
+	StateChannel = "channel" // the channel ID of the message
+	StateTS      = "ts"      // the message's timestamp, its ID within the channel
+	StateIgnored = "ignored" // "true" when the workload opted out before any message was posted
+)
+
+// DefaultAPIURL is Slack's Web API root.
+const DefaultAPIURL = "https://slack.com/api/"
+
+// maxResponse bounds what is read of a Slack answer.
+const maxResponse = 1 << 20
+
+// WorkloadReader gives the annotations of a workload, from the manager's cache; found is false for a workload
+// that does not exist (deleted).
+type WorkloadReader interface {
+	Annotations(ctx context.Context, w owner.Workload) (annotations map[string]string, found bool, err error)
+}
+
+// Config configures the sink.
+type Config struct {
+	// Token is the bot token (xoxb-…), with the chat:write scope. Required.
+	Token string
+	// Channel is the default channel: an ID (C…) or a name (#deploys). Required.
+	Channel string
+	// LogicalEnvironment and Cluster are shown in every message.
+	LogicalEnvironment, Cluster string
+	// Workloads reads the workloads' annotations (channel, opt-out); nil: every rollout goes to Channel.
+	Workloads WorkloadReader
+	// APIURL is the Web API root, ending in "/" (default DefaultAPIURL); tests point it at a fake.
+	APIURL string
+	// HTTPClient is the client (default: a client with a 30s timeout). Its responses are read up to 1 MiB.
+	HTTPClient *http.Client
+	// Now is the clock (default time.Now); it paces the channels.
+	Now func() time.Time
+	// Interval is the pace per channel: at most one message (post or update) per Interval (default 1s, Slack's
+	// documented pace of chat.postMessage).
+	Interval time.Duration
+	// Errors, if set, counts Slack's refusals by error code (label "error"; see ErrorLabel).
+	Errors *prometheus.CounterVec
+}
+
+// Sink posts and updates one Slack message per rollout.
+type Sink struct {
+	cfg    Config
+	client *slackapi.Client
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter // by channel as sent
+}
+
+var _ sink.RolloutSink = (*Sink)(nil)
+
+// New validates cfg, fills its defaults and returns the sink.
+func New(cfg Config) (*Sink, error) {
+	var errs []error
+	if cfg.Token == "" {
+		errs = append(errs, errors.New("slack: a token is required"))
+	}
+	if cfg.Channel == "" {
+		errs = append(errs, errors.New("slack: a default channel is required"))
+	}
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	if !strings.HasSuffix(cfg.APIURL, "/") {
+		cfg.APIURL += "/"
+	}
+	if !strings.HasPrefix(cfg.APIURL, "https://") && !strings.HasPrefix(cfg.APIURL, "http://") {
+		errs = append(errs, fmt.Errorf("slack: API URL %q is not an http(s) URL", cfg.APIURL))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	hc := *cfg.HTTPClient
+	hc.Transport = limitedTransport{next: transportOf(cfg.HTTPClient)}
+	// No slackapi.OptionRetry: the dispatcher's workqueue is the only retry layer.
+	client := slackapi.New(cfg.Token, slackapi.OptionAPIURL(cfg.APIURL), slackapi.OptionHTTPClient(&hc))
+	return &Sink{cfg: cfg, client: client, limiters: map[string]*rate.Limiter{}}, nil
+}
+
+func transportOf(c *http.Client) http.RoundTripper {
+	if c.Transport != nil {
+		return c.Transport
+	}
+	return http.DefaultTransport
+}
+
+// limitedTransport bounds what is read of every response body (slack-go decodes bodies without a limit).
+type limitedTransport struct{ next http.RoundTripper }
+
+func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = limitedBody{Reader: io.LimitReader(resp.Body, maxResponse), c: resp.Body}
+	return resp, nil
+}
+
+type limitedBody struct {
+	io.Reader
+	c io.ReadCloser
+}
+
+func (b limitedBody) Close() error {
+	_, _ = io.Copy(io.Discard, io.LimitReader(b.c, maxResponse))
+	return b.c.Close()
+}
+
+// Notify posts the rollout's message the first time (no message in n.State) and updates it afterwards. It
+// returns the channel and ts of the message. A workload annotated slack.deployment-tracker.io/ignore: "true"
+// gets no new message (one already posted is no longer updated).
+func (s *Sink) Notify(ctx context.Context, n rollout.Notification) (map[string]string, error) {
+	r := n.Rollout
+	var ann map[string]string
+	found := false
+	if s.cfg.Workloads != nil {
+		var err error
+		if ann, found, err = s.cfg.Workloads.Annotations(ctx, r.Workload); err != nil {
+			return nil, fmt.Errorf("slack: reading the annotations of %s: %w", r.Workload, err)
+		}
+	}
+	channelID, ts := n.State[StateChannel], n.State[StateTS]
+	// A workload that opted out stays out once deleted (its annotations went with it).
+	if ann[AnnotationIgnore] == "true" || (!found && n.State[StateIgnored] == "true" && ts == "") {
+		if ts != "" {
+			return nil, nil // keep the message as it is
+		}
+		return map[string]string{StateIgnored: "true"}, nil
+	}
+	msg := Build(r, s.cfg.LogicalEnvironment, s.cfg.Cluster)
+	opts := []slackapi.MsgOption{slackapi.MsgOptionText(msg.Text, false), slackapi.MsgOptionBlocks(msg.Blocks...)}
+	if channelID != "" && ts != "" {
+		if err := s.pace(channelID); err != nil {
+			return nil, err
+		}
+		_, _, _, err := s.client.UpdateMessageContext(ctx, channelID, ts, opts...)
+		if err != nil {
+			return nil, s.classify(err, "chat.update", channelID)
+		}
+		return map[string]string{StateChannel: channelID, StateTS: ts}, nil
+	}
+	channel := s.cfg.Channel
+	if c := strings.TrimSpace(ann[AnnotationChannel]); c != "" {
+		channel = c
+	}
+	if err := s.pace(channel); err != nil {
+		return nil, err
+	}
+	gotChannel, gotTS, err := s.client.PostMessageContext(ctx, channel, opts...)
+	if err != nil {
+		return nil, s.classify(err, "chat.postMessage", channel)
+	}
+	if gotChannel == "" || gotTS == "" {
+		return nil, fmt.Errorf("slack: chat.postMessage to %s: the answer has no channel or ts", channel)
+	}
+	return map[string]string{StateChannel: gotChannel, StateTS: gotTS}, nil
+}
+
+// pace holds one message of channel to Interval: when the channel's budget is spent it returns a
+// RetryAfterError for when it is not, so that the dispatcher requeues the key instead of a worker sleeping.
+func (s *Sink) pace(channel string) error {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	l, ok := s.limiters[channel]
+	if !ok {
+		l = rate.NewLimiter(rate.Every(s.cfg.Interval), 1)
+		s.limiters[channel] = l
+	}
+	res := l.ReserveN(now, 1)
+	delay := res.DelayFrom(now)
+	if delay > 0 {
+		res.CancelAt(now)
+	}
+	s.mu.Unlock()
+	if delay > 0 {
+		return &sink.RetryAfterError{At: now.Add(delay), Message: "pacing channel " + channel}
+	}
+	return nil
+}
+
+// Error codes of Slack that configuration must fix (the token, the channel or the bot's membership): the
+// notification is retried with backoff until it is fixed, never dropped.
+var configCodes = []string{
+	"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "missing_scope",
+	"channel_not_found", "not_in_channel", "is_archived",
+}
+
+// transientCodes are Slack errors worth retrying as they are.
+var transientCodes = []string{"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+
+// ErrorLabels are the values of the error label of deptracker_slack_errors_total: the codes above, a few
+// payload refusals, "http" for an HTTP status other than 200 and 429, and "other".
+var ErrorLabels = append(append(append([]string{}, configCodes...), transientCodes...),
+	"msg_too_long", "invalid_blocks", "invalid_blocks_format", "no_text", "message_not_found", "cant_update_message",
+	"edit_window_closed", "http", "other")
+
+// ErrorLabel is the error label for a Slack error code: the code when it is one of ErrorLabels, else "other".
+func ErrorLabel(code string) string {
+	for _, l := range ErrorLabels {
+		if l == code {
+			return l
+		}
+	}
+	return "other"
+}
+
+// ConfigError is a refusal that only a change of configuration fixes: a bad or revoked token, a channel that
+// does not exist, is archived or that the bot was not invited to. It is retryable (the notification stays
+// pending with backoff, so that it is delivered once the configuration is fixed).
+type ConfigError struct {
+	Method, Channel, Code string
+}
+
+func (e *ConfigError) Error() string {
+	hint := "check the token (SLACK_TOKEN_FILE or SLACK_TOKEN) and its chat:write scope"
+	switch e.Code {
+	case "channel_not_found":
+		hint = "no such channel: fix SLACK_CHANNEL or the " + AnnotationChannel + " annotation"
+	case "not_in_channel":
+		hint = "invite the app to the channel (/invite @app)"
+	case "is_archived":
+		hint = "the channel is archived: unarchive it or change the channel"
+	}
+	return fmt.Sprintf("slack: %s to %s refused: %s: %s; kept pending until fixed", e.Method, e.Channel, e.Code, hint)
+}
+
+// classify turns a slack-go error into the sink's error classes and counts it.
+func (s *Sink) classify(err error, method, channel string) error {
+	var rl *slackapi.RateLimitedError
+	if errors.As(err, &rl) {
+		s.count("ratelimited")
+		return &sink.RetryAfterError{StatusCode: http.StatusTooManyRequests, At: s.cfg.Now().Add(max(rl.RetryAfter, time.Second)),
+			Message: fmt.Sprintf("slack: %s to %s", method, channel)}
+	}
+	var se slackapi.SlackErrorResponse
+	if errors.As(err, &se) {
+		code := se.Err
+		s.count(code)
+		switch {
+		case contains(configCodes, code):
+			return &ConfigError{Method: method, Channel: channel, Code: code}
+		case contains(transientCodes, code):
+			return fmt.Errorf("slack: %s to %s: %w", method, channel, err)
+		}
+		// A payload Slack refuses (invalid_blocks, msg_too_long, message_not_found, …): sending it again
+		// cannot help.
+		return &sink.PermanentError{StatusCode: http.StatusOK, Message: fmt.Sprintf("slack: %s to %s: %s", method, channel, code)}
+	}
+	var sc slackapi.StatusCodeError
+	if errors.As(err, &sc) {
+		s.count("http")
+		switch {
+		case sc.Code == http.StatusTooManyRequests:
+			// A 429 without a usable Retry-After: wait a second.
+			return &sink.RetryAfterError{StatusCode: sc.Code, At: s.cfg.Now().Add(time.Second), Message: fmt.Sprintf("slack: %s to %s", method, channel)}
+		case sc.Code >= 400 && sc.Code < 500 && sc.Code != http.StatusRequestTimeout:
+			return &sink.PermanentError{StatusCode: sc.Code, Message: fmt.Sprintf("slack: %s to %s: %s", method, channel, sc.Status)}
+		}
+		return fmt.Errorf("slack: %s to %s: status %s: %w", method, channel, strconv.Itoa(sc.Code), err)
+	}
+	s.count("other")
+	return fmt.Errorf("slack: %s to %s: %w", method, channel, err)
+}
+
+func (s *Sink) count(code string) {
+	if s.cfg.Errors != nil {
+		s.cfg.Errors.WithLabelValues(ErrorLabel(code)).Inc()
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

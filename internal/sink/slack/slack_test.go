@@ -1,0 +1,410 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/deployment-tracker/deployment-tracker/internal/owner"
+	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink"
+	"github.com/deployment-tracker/deployment-tracker/internal/slacktest"
+)
+
+const token = "xoxb-test-token"
+
+var t0 = time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+
+// clock is a fake clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// annotations is a WorkloadReader over a map.
+type annotations map[owner.Workload]map[string]string
+
+func (a annotations) Annotations(_ context.Context, w owner.Workload) (map[string]string, bool, error) {
+	ann, ok := a[w]
+	return ann, ok, nil
+}
+
+var web = owner.Workload{Group: "apps", Kind: "Deployment", Namespace: "shop", Name: "web"}
+
+func sample(phase rollout.Phase) rollout.Rollout {
+	r := rollout.Rollout{
+		Workload: web, Revision: 3, RevisionKey: "5d8f7c",
+		Containers: []rollout.Container{{Name: "app", Image: "ghcr.io/octo-org/web:1.4.2",
+			Digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
+		Phase: phase, Restores: 1, Started: t0, Ready: 1, Desired: 3,
+	}
+	if phase == rollout.PhaseCurrent {
+		r.Completed, r.Ready = t0.Add(95*time.Second), 3
+	}
+	return r
+}
+
+func newSink(t *testing.T, apiURL string, hc *http.Client, clk *clock, ann WorkloadReader, reg *prometheus.CounterVec) *Sink {
+	t.Helper()
+	s, err := New(Config{Token: token, Channel: "#deploys", LogicalEnvironment: "production", Cluster: "eu-1",
+		Workloads: ann, APIURL: apiURL, HTTPClient: hc, Now: clk.Now, Errors: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func errorsVec() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "deptracker_slack_errors_total"}, []string{"error"})
+}
+
+// TestNotifyRequests asserts method, path, token and the decoded form of the post and of the update.
+func TestNotifyRequests(t *testing.T) {
+	type req struct {
+		path   string
+		values url.Values
+	}
+	var got []req
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			t.Errorf("method %s, want POST", r.Method)
+		}
+		if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
+			t.Errorf("Content-Type %q", ct)
+		}
+		if err := r.ParseForm(); err != nil {
+			t.Fatal(err)
+		}
+		// slack-go sends chat.* as a form with the token in it (Slack also takes Authorization: Bearer).
+		if tok := r.PostForm.Get("token"); tok != token {
+			t.Errorf("token %q, want %q", tok, token)
+		}
+		got = append(got, req{path: r.URL.Path, values: r.PostForm})
+		_, _ = w.Write([]byte(`{"ok":true,"channel":"C1","ts":"1700000000.000100"}`))
+	}))
+	defer srv.Close()
+	clk := &clock{now: t0}
+	s := newSink(t, srv.URL+"/api/", srv.Client(), clk, nil, nil)
+
+	state, err := s.Notify(t.Context(), rollout.Notification{Rollout: sample(rollout.PhaseInProgress)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"channel": "C1", "ts": "1700000000.000100"}, state); diff != "" {
+		t.Errorf("state (-want +got):\n%s", diff)
+	}
+	clk.Add(time.Second)
+	if _, err := s.Notify(t.Context(), rollout.Notification{Rollout: sample(rollout.PhaseCurrent), Acknowledged: rollout.PhaseInProgress, State: state}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d requests, want 2", len(got))
+	}
+	for i, want := range []struct{ path, channel, ts, inText string }{
+		{"/api/chat.postMessage", "#deploys", "", "rollout in progress"},
+		{"/api/chat.update", "C1", "1700000000.000100", "rollout complete"},
+	} {
+		g := got[i]
+		if g.path != want.path || g.values.Get("channel") != want.channel || g.values.Get("ts") != want.ts {
+			t.Errorf("request %d: %s channel=%q ts=%q, want %s channel=%q ts=%q", i, g.path, g.values.Get("channel"), g.values.Get("ts"), want.path, want.channel, want.ts)
+		}
+		text := g.values.Get("text")
+		for _, s := range []string{want.inText, "Deployment shop/web", "production", "eu-1", "ghcr.io/octo-org/web:1.4.2@sha256:0123456789ab", "Revision: 3 (restores 1)"} {
+			if !strings.Contains(text, s) {
+				t.Errorf("request %d: text %q lacks %q", i, text, s)
+			}
+		}
+		var blocks []map[string]any
+		if err := json.Unmarshal([]byte(g.values.Get("blocks")), &blocks); err != nil || len(blocks) < 3 {
+			t.Errorf("request %d: blocks %q: %v", i, g.values.Get("blocks"), err)
+		}
+	}
+	if text := got[1].values.Get("text"); !strings.Contains(text, "Duration: 1m35s") || !strings.Contains(text, "Ready: 3/3") {
+		t.Errorf("update text %q lacks the duration or the ready count", text)
+	}
+}
+
+// TestClassification: what each Slack answer gives.
+func TestClassification(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		header map[string]string
+		body   string
+		class  sink.Class
+		config bool   // a ConfigError
+		label  string // counted
+		at     time.Duration
+	}{
+		{name: "ok", status: 200, body: `{"ok":true,"channel":"C1","ts":"1.2"}`, class: sink.ClassNone},
+		{name: "429", status: 429, header: map[string]string{"Retry-After": "7"}, body: `{"ok":false,"error":"ratelimited"}`, class: sink.ClassRetryAfter, label: "ratelimited", at: 7 * time.Second},
+		{name: "429 without Retry-After", status: 429, body: ``, class: sink.ClassRetryAfter, label: "http", at: time.Second},
+		{name: "invalid_auth", status: 200, body: `{"ok":false,"error":"invalid_auth"}`, class: sink.ClassRetryable, config: true, label: "invalid_auth"},
+		{name: "not_authed", status: 200, body: `{"ok":false,"error":"not_authed"}`, class: sink.ClassRetryable, config: true, label: "not_authed"},
+		{name: "account_inactive", status: 200, body: `{"ok":false,"error":"account_inactive"}`, class: sink.ClassRetryable, config: true, label: "account_inactive"},
+		{name: "token_revoked", status: 200, body: `{"ok":false,"error":"token_revoked"}`, class: sink.ClassRetryable, config: true, label: "token_revoked"},
+		{name: "channel_not_found", status: 200, body: `{"ok":false,"error":"channel_not_found"}`, class: sink.ClassRetryable, config: true, label: "channel_not_found"},
+		{name: "not_in_channel", status: 200, body: `{"ok":false,"error":"not_in_channel"}`, class: sink.ClassRetryable, config: true, label: "not_in_channel"},
+		{name: "is_archived", status: 200, body: `{"ok":false,"error":"is_archived"}`, class: sink.ClassRetryable, config: true, label: "is_archived"},
+		{name: "internal_error", status: 200, body: `{"ok":false,"error":"internal_error"}`, class: sink.ClassRetryable, label: "internal_error"},
+		{name: "invalid_blocks", status: 200, body: `{"ok":false,"error":"invalid_blocks"}`, class: sink.ClassPermanent, label: "invalid_blocks"},
+		{name: "msg_too_long", status: 200, body: `{"ok":false,"error":"msg_too_long"}`, class: sink.ClassPermanent, label: "msg_too_long"},
+		{name: "unknown code", status: 200, body: `{"ok":false,"error":"something_new"}`, class: sink.ClassPermanent, label: "other"},
+		{name: "500", status: 500, body: `<html>`, class: sink.ClassRetryable, label: "http"},
+		{name: "503", status: 503, body: ``, class: sink.ClassRetryable, label: "http"},
+		{name: "408", status: 408, body: ``, class: sink.ClassRetryable, label: "http"},
+		{name: "400", status: 400, body: ``, class: sink.ClassPermanent, label: "http"},
+		{name: "not JSON", status: 200, body: `<html>`, class: sink.ClassRetryable, label: "other"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tc.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			vec := errorsVec()
+			clk := &clock{now: t0}
+			s := newSink(t, srv.URL+"/api/", srv.Client(), clk, nil, vec)
+			_, err := s.Notify(t.Context(), rollout.Notification{Rollout: sample(rollout.PhaseInProgress)})
+			if got := sink.Classify(err); got != tc.class {
+				t.Fatalf("class %v, want %v (err %v)", got, tc.class, err)
+			}
+			var ce *ConfigError
+			if errors.As(err, &ce) != tc.config {
+				t.Errorf("ConfigError %v, want %v: %v", ce, tc.config, err)
+			}
+			if tc.config && !strings.Contains(err.Error(), tc.label) {
+				t.Errorf("error %q does not name %s", err, tc.label)
+			}
+			if tc.at != 0 {
+				var ra *sink.RetryAfterError
+				errors.As(err, &ra)
+				if !ra.At.Equal(t0.Add(tc.at)) {
+					t.Errorf("retry at %s, want %s", ra.At, t0.Add(tc.at))
+				}
+			}
+			if tc.label != "" {
+				if n := testutil.ToFloat64(vec.WithLabelValues(tc.label)); n != 1 {
+					t.Errorf("deptracker_slack_errors_total{error=%q} = %v, want 1", tc.label, n)
+				}
+			}
+			if err != nil && strings.Contains(err.Error(), token) {
+				t.Errorf("the error shows the token: %v", err)
+			}
+		})
+	}
+}
+
+// TestAgainstFake: a rollout's message round trip against the fake: one post, updates to the same message,
+// annotations, pacing, faults.
+func TestAgainstFake(t *testing.T) {
+	f := slacktest.NewServer(token)
+	defer f.Close()
+	deploys := f.AddChannel("deploys")
+	team := f.AddChannel("team-shop")
+	clk := &clock{now: t0}
+	ann := annotations{}
+	s := newSink(t, f.URL(), f.Client(), clk, ann, errorsVec())
+	notify := func(n rollout.Notification) (map[string]string, error) {
+		t.Helper()
+		clk.Add(time.Second)
+		return s.Notify(t.Context(), n)
+	}
+
+	state, err := notify(rollout.Notification{Rollout: sample(rollout.PhaseInProgress)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state["channel"] != deploys {
+		t.Errorf("posted to %q, want %s", state["channel"], deploys)
+	}
+	// The same phase again (at least once delivery) and the next one: the same message.
+	for _, n := range []rollout.Notification{
+		{Rollout: sample(rollout.PhaseInProgress), Acknowledged: rollout.PhaseInProgress, State: state},
+		{Rollout: sample(rollout.PhaseCurrent), Acknowledged: rollout.PhaseInProgress, State: state},
+	} {
+		got, err := notify(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(state, got); diff != "" {
+			t.Errorf("state changed (-want +got):\n%s", diff)
+		}
+	}
+	msgs := f.Messages()
+	if len(msgs) != 1 || len(msgs[0].Versions) != 3 {
+		t.Fatalf("messages %+v, want 1 with 3 versions", msgs)
+	}
+	if !strings.Contains(msgs[0].Latest().Text, "rollout complete") {
+		t.Errorf("latest text %q", msgs[0].Latest().Text)
+	}
+
+	t.Run("an update of a message the fake never issued is refused", func(t *testing.T) {
+		_, err := notify(rollout.Notification{Rollout: sample(rollout.PhaseCurrent), Acknowledged: rollout.PhaseInProgress,
+			State: map[string]string{"channel": deploys, "ts": "1.000001"}})
+		if sink.Classify(err) != sink.ClassPermanent || !strings.Contains(err.Error(), "message_not_found") {
+			t.Errorf("err %v, want a permanent message_not_found", err)
+		}
+	})
+	t.Run("channel annotation", func(t *testing.T) {
+		other := web
+		other.Name = "api"
+		ann[other] = map[string]string{AnnotationChannel: "#team-shop"}
+		r := sample(rollout.PhaseInProgress)
+		r.Workload = other
+		st, err := notify(rollout.Notification{Rollout: r})
+		if err != nil || st["channel"] != team {
+			t.Errorf("state %v, err %v, want channel %s", st, err, team)
+		}
+	})
+	t.Run("ignored workload", func(t *testing.T) {
+		quiet := web
+		quiet.Name = "quiet"
+		ann[quiet] = map[string]string{AnnotationIgnore: "true"}
+		r := sample(rollout.PhaseInProgress)
+		r.Workload = quiet
+		before := len(f.Calls())
+		st, err := notify(rollout.Notification{Rollout: r})
+		if err != nil || st["ignored"] != "true" {
+			t.Errorf("state %v, err %v", st, err)
+		}
+		// Deleted: the annotations are gone with the workload, the opt-out stays.
+		delete(ann, quiet)
+		r.Phase = rollout.PhaseDeleted
+		if st, err = notify(rollout.Notification{Rollout: r, Acknowledged: rollout.PhaseInProgress, State: st}); err != nil || st["ignored"] != "true" {
+			t.Errorf("deleted: state %v, err %v", st, err)
+		}
+		if n := len(f.Calls()) - before; n != 0 {
+			t.Errorf("%d calls for an ignored workload", n)
+		}
+
+		// Opted in again (the workload exists, without annotations): the next phase is posted.
+		again := quiet
+		again.Name = "again"
+		ann[again] = map[string]string{AnnotationIgnore: "true"}
+		r.Workload, r.Phase = again, rollout.PhaseInProgress
+		st, _ = notify(rollout.Notification{Rollout: r})
+		ann[again] = nil
+		r.Phase = rollout.PhaseCurrent
+		if st, err = notify(rollout.Notification{Rollout: r, Acknowledged: rollout.PhaseInProgress, State: st}); err != nil || st["ts"] == "" {
+			t.Errorf("opted in again: state %v, err %v, want a message", st, err)
+		}
+	})
+	t.Run("pacing", func(t *testing.T) {
+		// Two messages in the same instant to one channel: the second waits a second.
+		n := rollout.Notification{Rollout: sample(rollout.PhaseCurrent), Acknowledged: rollout.PhaseInProgress, State: state}
+		clk.Add(time.Second)
+		if _, err := s.Notify(t.Context(), n); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Notify(t.Context(), n)
+		var ra *sink.RetryAfterError
+		if !errors.As(err, &ra) || !ra.At.Equal(clk.Now().Add(time.Second)) {
+			t.Fatalf("err %v, want a Retry-After of one second", err)
+		}
+		clk.Add(time.Second)
+		if _, err := s.Notify(t.Context(), n); err != nil {
+			t.Errorf("after the pause: %v", err)
+		}
+	})
+	t.Run("faults", func(t *testing.T) {
+		f.RateLimit(1, 3*time.Second)
+		n := rollout.Notification{Rollout: sample(rollout.PhaseCurrent), Acknowledged: rollout.PhaseCurrent, State: state}
+		_, err := notify(n)
+		var ra *sink.RetryAfterError
+		if !errors.As(err, &ra) || !ra.At.Equal(clk.Now().Add(3*time.Second)) {
+			t.Errorf("err %v, want Retry-After 3s", err)
+		}
+		f.Revoke()
+		var ce *ConfigError
+		if _, err := notify(n); !errors.As(err, &ce) || ce.Code != "invalid_auth" {
+			t.Errorf("err %v, want invalid_auth", err)
+		}
+		f.Restore()
+		f.AddChannelWithoutBot("private")
+		r := sample(rollout.PhaseInProgress)
+		r.Revision = 9
+		for ch, code := range map[string]string{"#nowhere": "channel_not_found", "#private": "not_in_channel"} {
+			ann[web] = map[string]string{AnnotationChannel: ch}
+			if _, err := notify(rollout.Notification{Rollout: r}); !errors.As(err, &ce) || ce.Code != code {
+				t.Errorf("%s: err %v, want %s", ch, err, code)
+			}
+		}
+		delete(ann, web)
+		if _, err := notify(n); err != nil {
+			t.Errorf("after the faults: %v", err)
+		}
+	})
+}
+
+func TestNewValidates(t *testing.T) {
+	_, err := New(Config{APIURL: "ftp://x"})
+	for _, want := range []string{"token", "channel", "API URL"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}
+
+func TestImageRef(t *testing.T) {
+	const d = "sha256:3b1b3b8a7a0fb1c4a5e1b0f0d77c7b6f5d4f7f6a3a2e1d0c9b8a7f6e5d4c3b2a"
+	for _, tc := range []struct {
+		c    rollout.Container
+		want string
+	}{
+		{rollout.Container{Image: "redis:7.4", Digest: d}, "redis:7.4@sha256:3b1b3b8a7a0f"},
+		{rollout.Container{Image: "redis:7.4"}, "redis:7.4"},
+		{rollout.Container{Image: "docker.io/envoyproxy/envoy@" + d, Digest: d}, "docker.io/envoyproxy/envoy@sha256:3b1b3b8a7a0f"},
+	} {
+		if got := imageRef(tc.c); got != tc.want {
+			t.Errorf("imageRef(%+v) = %q, want %q", tc.c, got, tc.want)
+		}
+	}
+}
+
+func TestCacheWorkloads(t *testing.T) {
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web",
+		Annotations: map[string]string{AnnotationChannel: "#shop"}}}
+	c := CacheWorkloads{Reader: fake.NewClientBuilder().WithObjects(d).Build()}
+	for _, tc := range []struct {
+		w     owner.Workload
+		want  map[string]string
+		found bool
+	}{
+		{w: web, want: map[string]string{AnnotationChannel: "#shop"}, found: true},
+		{w: owner.Workload{Group: "apps", Kind: "StatefulSet", Namespace: "shop", Name: "web"}},
+		{w: owner.Workload{Group: "argoproj.io", Kind: "Rollout", Namespace: "shop", Name: "web"}},
+	} {
+		got, found, err := c.Annotations(t.Context(), tc.w)
+		if err != nil || found != tc.found {
+			t.Errorf("%s: found %v, err %v; want found %v", tc.w, found, err, tc.found)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: annotations (-want +got):\n%s", tc.w, diff)
+		}
+	}
+}
