@@ -139,7 +139,7 @@ func decode(raw []byte) (observation.Admission, error) {
 		return observation.Admission{}, errors.New("decode pod: no containers")
 	}
 	// What is kept is bounded whatever a (forged) review holds: a pod the API server accepts stays well within
-	// these, and the copies (strings.Clone) do not pin the request body in memory.
+	// these.
 	n := min(len(p.Spec.InitContainers), MaxContainers) + min(len(p.Spec.Containers), MaxContainers)
 	cs := make([]observation.Container, 0, n)
 	for i, c := range p.Spec.InitContainers {
@@ -171,13 +171,14 @@ const (
 	maxImageBytes = 512
 )
 
-// bounded returns a copy of s cut to at most n bytes (an over-long value is not a valid one: it is not recorded
-// either way, and the cut keeps memory bounded).
+// bounded returns s cut to at most n bytes (an over-long value is not a valid one: it is not recorded either
+// way, and the cut keeps memory bounded). A cut value is copied, so that it does not keep the long one alive;
+// others are kept as they are (json.Unmarshal gave each its own allocation).
 func bounded(s string, n int) string {
 	if len(s) > n {
-		s = s[:n]
+		return strings.Clone(s[:n])
 	}
-	return strings.Clone(s)
+	return s
 }
 
 // Server is the http.Handler that decodes AdmissionReview v1 requests and answers them with Handler.
