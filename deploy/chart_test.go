@@ -622,6 +622,7 @@ func TestChartValueSets(t *testing.T) {
 			if i < 0 || vols[i].Secret == nil || vols[i].Secret.SecretName != "github-app" {
 				t.Errorf("credentials volume %+v, want the existing Secret github-app", vols)
 			}
+			wantEqual(t, "Slack team label", "example.com/team", r.cfg.Slack.TeamLabel)
 		}},
 		{file: "existing-issuer-values.yaml", check: func(t *testing.T, r *rendered) {
 			wantEqual(t, "Issuers", 0, len(r.kinds("Issuer")))

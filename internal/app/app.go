@@ -142,7 +142,12 @@ func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, 
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building the scheme: %w", err)
 	}
-	trim := cache.ByObject{Transform: rollout.Transform}
+	// The trim keeps the Slack sink's team label on workloads, when one is configured.
+	var keepLabels []string
+	if c.Slack.Enabled() && c.Slack.TeamLabel != "" {
+		keepLabels = append(keepLabels, c.Slack.TeamLabel)
+	}
+	trim := cache.ByObject{Transform: rollout.NewTransform(keepLabels...)}
 	mgrOpts := manager.Options{
 		Scheme: scheme,
 		Logger: log,
@@ -235,7 +240,7 @@ func (a *App) addDelivery(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 	rsinks := o.RolloutSinks
 	if rsinks == nil {
 		var err error
-		if rsinks, err = a.newRolloutSinks(c, s); err != nil {
+		if rsinks, err = a.newRolloutSinks(c, s, log); err != nil {
 			return err
 		}
 	}
@@ -342,18 +347,26 @@ const (
 
 // newRolloutSinks are the rollout sinks the configuration enables: the dry-run log sink, when it is one; Slack,
 // when a Slack token is set (not in a dry run).
-func (a *App) newRolloutSinks(c *cfgpkg.Config, s sink.Sink) (map[string]sink.RolloutSink, error) {
+func (a *App) newRolloutSinks(c *cfgpkg.Config, s sink.Sink, log logr.Logger) (map[string]sink.RolloutSink, error) {
 	out := map[string]sink.RolloutSink{}
 	if rs, ok := s.(sink.RolloutSink); ok && c.DryRun {
 		out[rolloutSinkLog] = rs
 	}
 	if c.Slack.Enabled() && !c.DryRun {
-		ss, err := slack.New(slack.Config{
+		sc := slack.Config{
 			Token: c.Slack.Token, Channel: c.Slack.Channel, APIURL: c.Slack.APIURL,
-			LogicalEnvironment: c.LogicalEnvironment, Cluster: c.Cluster,
+			LogicalEnvironment: c.LogicalEnvironment, Cluster: c.Cluster, TeamLabel: c.Slack.TeamLabel,
 			Workloads: slack.CacheWorkloads{Reader: a.Manager.GetCache()},
 			Errors:    a.Metrics.SlackErrors,
-		})
+		}
+		// Namespaces are read uncached (see slack.APINamespaces for why), which needs get on namespaces: a
+		// cluster-wide grant that a single-namespace install (-namespace, a Role) does not have.
+		if c.Namespace == "" {
+			sc.Namespaces = &slack.APINamespaces{Reader: a.Manager.GetAPIReader(), TeamLabel: c.Slack.TeamLabel}
+		} else {
+			log.Info("Single-namespace install: the Slack sink does not read the namespace's annotations and labels, only the workloads'", "namespace", c.Namespace)
+		}
+		ss, err := slack.New(sc)
 		if err != nil {
 			return nil, fmt.Errorf("Slack sink: %w", err)
 		}

@@ -83,6 +83,9 @@ type SlackConfig struct {
 	Token   string // from SLACK_TOKEN_FILE (preferred) or SLACK_TOKEN
 	Channel string // SLACK_CHANNEL: the default channel, an ID or #name
 	APIURL  string // SLACK_API_URL: the Web API root; empty: the sink's default, https://slack.com/api/
+	// TeamLabel is SLACK_TEAM_LABEL: the label key whose value, on the workload or its namespace, the messages
+	// show as the team; empty: no team.
+	TeamLabel string
 }
 
 // Enabled reports whether the Slack sink is configured.
@@ -393,7 +396,13 @@ func checkCertDir(dir string) []error {
 func (c *Config) parseSlack(get func(string) string) []error {
 	token, tokenFile := get("SLACK_TOKEN"), get("SLACK_TOKEN_FILE")
 	c.Slack.Channel, c.Slack.APIURL = get("SLACK_CHANNEL"), get("SLACK_API_URL")
+	c.Slack.TeamLabel = get("SLACK_TEAM_LABEL")
 	var errs []error
+	if c.Slack.TeamLabel != "" {
+		if msgs := validation.IsQualifiedName(c.Slack.TeamLabel); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("SLACK_TEAM_LABEL: %q is not a label key: %s", c.Slack.TeamLabel, strings.Join(msgs, "; ")))
+		}
+	}
 	switch {
 	case token != "" && tokenFile != "":
 		errs = append(errs, errors.New("SLACK_TOKEN, SLACK_TOKEN_FILE: set only one"))
@@ -411,8 +420,8 @@ func (c *Config) parseSlack(get func(string) string) []error {
 	if enabled && c.Slack.Channel == "" {
 		errs = append(errs, errors.New("SLACK_CHANNEL: required with a Slack token (the default channel, an ID such as C0123456789 or #name)"))
 	}
-	if !enabled && (c.Slack.Channel != "" || c.Slack.APIURL != "") {
-		errs = append(errs, errors.New("SLACK_TOKEN_FILE: a Slack token is required with SLACK_CHANNEL or SLACK_API_URL (or SLACK_TOKEN)"))
+	if !enabled && (c.Slack.Channel != "" || c.Slack.APIURL != "" || c.Slack.TeamLabel != "") {
+		errs = append(errs, errors.New("SLACK_TOKEN_FILE: a Slack token is required with SLACK_CHANNEL, SLACK_API_URL or SLACK_TEAM_LABEL (or SLACK_TOKEN)"))
 	}
 	if c.Slack.APIURL == "" {
 		return errs // the sink's default
@@ -527,6 +536,7 @@ var EnvVars = []EnvVar{
 	{"SLACK_TOKEN", "", "the Slack bot token itself (or SLACK_TOKEN_FILE)"},
 	{"SLACK_CHANNEL", "", "default Slack channel of rollout messages (name or ID); required with a Slack token"},
 	{"SLACK_API_URL", "https://slack.com/api/", "Slack Web API URL (tests point it at a fake)"},
+	{"SLACK_TEAM_LABEL", "", "label key (for example example.com/team) whose value, on the workload or else its namespace, Slack messages show as the team; empty: none"},
 }
 
 // Usage writes what -h prints: the flags registered on fs with their defaults, then the environment variables.

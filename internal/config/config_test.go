@@ -205,6 +205,13 @@ func TestParse(t *testing.T) {
 			want: func(c *Config) { c.Slack = SlackConfig{Token: "xoxb-1", Channel: "C0123"} },
 		},
 		{
+			name: "Slack team label",
+			set:  map[string]string{"SLACK_TOKEN": "xoxb-1", "SLACK_CHANNEL": "C0123", "SLACK_TEAM_LABEL": " example.com/team "},
+			want: func(c *Config) {
+				c.Slack = SlackConfig{Token: "xoxb-1", Channel: "C0123", TeamLabel: "example.com/team"}
+			},
+		},
+		{
 			name: "workers at the bounds",
 			args: []string{"-workers", "64"},
 			want: func(c *Config) { c.Workers = 64 },
@@ -488,6 +495,9 @@ func TestParseErrors(t *testing.T) {
 		{name: "SLACK_TOKEN_FILE missing", set: map[string]string{"SLACK_TOKEN_FILE": files.missing, "SLACK_CHANNEL": "#d"}, wantNames: []string{"SLACK_TOKEN_FILE"}},
 		{name: "SLACK_TOKEN_FILE blank", set: map[string]string{"SLACK_TOKEN_FILE": files.blank, "SLACK_CHANNEL": "#d"}, wantNames: []string{"SLACK_TOKEN_FILE"}},
 		{name: "SLACK_CHANNEL without a token", set: map[string]string{"SLACK_CHANNEL": "#d"}, wantNames: []string{"SLACK_TOKEN_FILE"}},
+		{name: "SLACK_TEAM_LABEL not a label key", set: map[string]string{"SLACK_TOKEN": "xoxb-1", "SLACK_CHANNEL": "#d", "SLACK_TEAM_LABEL": "team name"}, wantNames: []string{"SLACK_TEAM_LABEL"}},
+		{name: "SLACK_TEAM_LABEL with an empty prefix", set: map[string]string{"SLACK_TOKEN": "xoxb-1", "SLACK_CHANNEL": "#d", "SLACK_TEAM_LABEL": "/team"}, wantNames: []string{"SLACK_TEAM_LABEL"}},
+		{name: "SLACK_TEAM_LABEL without a token", set: map[string]string{"SLACK_TEAM_LABEL": "team"}, wantNames: []string{"SLACK_TOKEN_FILE"}},
 		{name: "SLACK_API_URL not a URL", set: map[string]string{"SLACK_TOKEN": "xoxb-1", "SLACK_CHANNEL": "#d", "SLACK_API_URL": "slack.com/api"}, wantNames: []string{"SLACK_API_URL"}},
 		{name: "API_TOKEN_FILE missing", set: map[string]string{"API_TOKEN_FILE": files.missing}, unset: []string{"API_TOKEN"}, wantNames: []string{"API_TOKEN_FILE"}},
 		{name: "API_TOKEN_FILE empty", set: map[string]string{"API_TOKEN_FILE": files.empty}, unset: []string{"API_TOKEN"}, wantNames: []string{"API_TOKEN_FILE"}},

@@ -95,6 +95,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 		do   func() error
 	}{
 		{"list pods", func() error { return sa.List(ctx, &corev1.PodList{}) }},
+		{"get a namespace (the Slack sink's namespace annotations)", func() error {
+			return sa.Get(ctx, client.ObjectKey{Name: ns}, &corev1.Namespace{})
+		}},
 		{"create a lease in its namespace", func() error {
 			l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: trackerNamespace, Name: "rbac-probe"}}
 			err := sa.Create(ctx, l)
@@ -128,6 +131,10 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 			return sa.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "x"}})
 		}},
 		{"list configmaps", func() error { return sa.List(ctx, &corev1.ConfigMapList{}) }},
+		{"list namespaces (get only: no informer)", func() error { return sa.List(ctx, &corev1.NamespaceList{}) }},
+		{"update a namespace", func() error {
+			return sa.Update(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		}},
 	}
 	for _, d := range denied {
 		if err := d.do(); !apierrors.IsForbidden(err) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -22,6 +23,9 @@ import (
 )
 
 const slackToken = "xoxb-e2e-not-a-secret"
+
+// teamLabel is the tracker's SLACK_TEAM_LABEL in the Slack tests.
+const teamLabel = "example.com/team"
 
 // slackTracker replaces the suite's tracker, for the duration of t, with one whose rollout sinks are the ones
 // the configuration enables: the Slack sink, configured through SLACK_TOKEN_FILE, SLACK_CHANNEL and
@@ -35,6 +39,7 @@ func slackTracker(t *testing.T, f *slacktest.Server) (current func() *instance, 
 	}
 	settings := trackerSettings{configuredRolloutSinks: true, env: map[string]string{
 		"SLACK_TOKEN_FILE": tokenFile, "SLACK_CHANNEL": "#deploys", "SLACK_API_URL": f.URL(),
+		"SLACK_TEAM_LABEL": teamLabel,
 	}}
 	if err := tracker.stop(); err != nil {
 		t.Fatalf("stopping the suite's tracker: %v", err)
@@ -107,7 +112,7 @@ func slackStatus(t *testing.T, w owner.Workload, revision int64) (v1alpha1.Rollo
 // TestSlack: the Slack sink as the binary wires it, against the Slack fake: one message per rollout, posted
 // when it starts and updated in place; scaling posts nothing; a restart in the middle of a rollout updates the
 // same message; a 429 is honoured; a wrong channel keeps the notification pending until the annotation is
-// fixed.
+// fixed; a namespace's channel annotation and team label apply to its workloads, the workload's own win.
 func TestSlack(t *testing.T) {
 	f := slacktest.NewServer(slackToken)
 	defer f.Close()
@@ -153,6 +158,46 @@ func TestSlack(t *testing.T) {
 				t.Errorf("after scaling: %d messages, %d versions; want 1 message, %d versions", len(ms), len(ms[0].Versions), versions)
 			}
 		})
+	})
+
+	t.Run("a namespace's channel and team", func(t *testing.T) {
+		shop := f.AddChannel("shop")
+		nsShop := newNamespace(t)
+		n := &corev1.Namespace{}
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Name: nsShop}, n); err != nil {
+			t.Fatal(err)
+		}
+		n.Annotations = map[string]string{"slack.deployment-tracker.io/channel": "#shop"}
+		if n.Labels == nil {
+			n.Labels = map[string]string{}
+		}
+		n.Labels[teamLabel] = "payments"
+		if err := env.Client.Update(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+		mustCreate(t, deployment(nsShop, "cart", 1, container("app", "ghcr.io/octo-org/slack-cart:1")))
+		m := waitSlackText(t, f, nsShop, "cart", "rollout complete")
+		if m.Channel != shop {
+			t.Errorf("posted to %s, want %s (the namespace's annotation)", m.Channel, shop)
+		}
+		if text := m.Latest().Text; !strings.Contains(text, "Team: payments") {
+			t.Errorf("message %q lacks the namespace's team", text)
+		}
+
+		d := deployment(nsShop, "till", 1, container("app", "ghcr.io/octo-org/slack-till:1"))
+		d.Annotations = map[string]string{"slack.deployment-tracker.io/channel": "#deploys"}
+		d.Labels = map[string]string{teamLabel: "checkout"}
+		mustCreate(t, d)
+		m = waitSlackText(t, f, nsShop, "till", "rollout complete")
+		if m.Channel != deploys {
+			t.Errorf("posted to %s, want %s (the workload's annotation wins)", m.Channel, deploys)
+		}
+		if text := m.Latest().Text; !strings.Contains(text, "Team: checkout") {
+			t.Errorf("message %q lacks the workload's team", text)
+		}
+		if !strings.Contains(fmt.Sprint(m.Latest().Blocks), "*Team*\ncheckout") {
+			t.Errorf("blocks %v lack the team", m.Latest().Blocks)
+		}
 	})
 
 	t.Run("a restart mid-rollout keeps one message", func(t *testing.T) {

@@ -15,6 +15,13 @@ import (
 
 var _ cache.TransformFunc = Transform
 
+// NewTransform is Transform keeping, besides, the labels named in keepLabels on Deployments, StatefulSets and
+// DaemonSets (for example the Slack sink's team label, SLACK_TEAM_LABEL). With no keepLabels it is Transform.
+func NewTransform(keepLabels ...string) cache.TransformFunc {
+	keep := slices.DeleteFunc(slices.Clone(keepLabels), func(k string) bool { return k == "" })
+	return func(obj any) (any, error) { return transform(obj, keep) }
+}
+
 // workloadAnnotations are the annotations a trimmed Deployment, StatefulSet or DaemonSet keeps besides the
 // metadata.github.com/ ones and those with a prefix of workloadAnnotationPrefixes.
 var workloadAnnotations = []string{podwatch.AnnotationDeploymentRevision}
@@ -47,23 +54,26 @@ var (
 // What kstatus reads is in sigs.k8s.io/cli-utils/pkg/kstatus/status (core.go: deploymentConditions,
 // stsConditions, daemonsetConditions; generic.go: deletion timestamp, generation, conditions): keep this in step
 // with it, TestComputeTrimmed checks that both give the same Status.
-func Transform(obj any) (any, error) {
+func Transform(obj any) (any, error) { return transform(obj, nil) }
+
+// transform is Transform keeping workloadLabels on workloads.
+func transform(obj any, workloadLabels []string) (any, error) {
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
 		if o == nil {
 			return obj, nil
 		}
-		return trimDeployment(o), nil
+		return trimDeployment(o, workloadLabels), nil
 	case *appsv1.StatefulSet:
 		if o == nil {
 			return obj, nil
 		}
-		return trimStatefulSet(o), nil
+		return trimStatefulSet(o, workloadLabels), nil
 	case *appsv1.DaemonSet:
 		if o == nil {
 			return obj, nil
 		}
-		return trimDaemonSet(o), nil
+		return trimDaemonSet(o, workloadLabels), nil
 	case *appsv1.ControllerRevision:
 		if o == nil {
 			return obj, nil
@@ -85,10 +95,10 @@ func Transform(obj any) (any, error) {
 	return obj, nil
 }
 
-func trimDeployment(d *appsv1.Deployment) *appsv1.Deployment {
+func trimDeployment(d *appsv1.Deployment, keepLabels []string) *appsv1.Deployment {
 	return &appsv1.Deployment{
 		TypeMeta:   d.TypeMeta,
-		ObjectMeta: workloadMeta(&d.ObjectMeta),
+		ObjectMeta: workloadMeta(&d.ObjectMeta, keepLabels),
 		Spec: appsv1.DeploymentSpec{
 			Replicas:                copyPtr(d.Spec.Replicas),
 			ProgressDeadlineSeconds: copyPtr(d.Spec.ProgressDeadlineSeconds),
@@ -108,7 +118,7 @@ func trimDeployment(d *appsv1.Deployment) *appsv1.Deployment {
 	}
 }
 
-func trimStatefulSet(s *appsv1.StatefulSet) *appsv1.StatefulSet {
+func trimStatefulSet(s *appsv1.StatefulSet, keepLabels []string) *appsv1.StatefulSet {
 	strategy := appsv1.StatefulSetUpdateStrategy{Type: s.Spec.UpdateStrategy.Type}
 	// kstatus reads the partition (a rollout with a partition is complete once the pods above it are updated),
 	// and the API server defaults it to 0 for RollingUpdate.
@@ -117,7 +127,7 @@ func trimStatefulSet(s *appsv1.StatefulSet) *appsv1.StatefulSet {
 	}
 	return &appsv1.StatefulSet{
 		TypeMeta:   s.TypeMeta,
-		ObjectMeta: workloadMeta(&s.ObjectMeta),
+		ObjectMeta: workloadMeta(&s.ObjectMeta, keepLabels),
 		Spec: appsv1.StatefulSetSpec{
 			Replicas:       copyPtr(s.Spec.Replicas),
 			UpdateStrategy: strategy,
@@ -137,10 +147,10 @@ func trimStatefulSet(s *appsv1.StatefulSet) *appsv1.StatefulSet {
 	}
 }
 
-func trimDaemonSet(d *appsv1.DaemonSet) *appsv1.DaemonSet {
+func trimDaemonSet(d *appsv1.DaemonSet, keepLabels []string) *appsv1.DaemonSet {
 	return &appsv1.DaemonSet{
 		TypeMeta:   d.TypeMeta,
-		ObjectMeta: workloadMeta(&d.ObjectMeta),
+		ObjectMeta: workloadMeta(&d.ObjectMeta, keepLabels),
 		Spec: appsv1.DaemonSetSpec{
 			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: d.Spec.UpdateStrategy.Type},
 			Template:       template(&d.Spec.Template),
@@ -160,9 +170,9 @@ func trimDaemonSet(d *appsv1.DaemonSet) *appsv1.DaemonSet {
 
 // workloadMeta keeps what a workload's metadata tells: identity, generation (kstatus compares it with the
 // observed generation), the deletion timestamp (kstatus: Terminating), the deployment.kubernetes.io/revision
-// and metadata.github.com/ annotations, and the rollout sinks' (slack.deployment-tracker.io/). Labels and owner
-// references are dropped.
-func workloadMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
+// and metadata.github.com/ annotations, the rollout sinks' (slack.deployment-tracker.io/), and the labels in
+// keepLabels. Other labels and owner references are dropped.
+func workloadMeta(m *metav1.ObjectMeta, keepLabels []string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
 		Name:              m.Name,
 		Namespace:         m.Namespace,
@@ -171,8 +181,23 @@ func workloadMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 		Generation:        m.Generation,
 		CreationTimestamp: m.CreationTimestamp,
 		DeletionTimestamp: m.DeletionTimestamp.DeepCopy(),
+		Labels:            labels(m.Labels, keepLabels),
 		Annotations:       annotations(m.Annotations, workloadAnnotations, workloadAnnotationPrefixes...),
 	}
+}
+
+// labels returns the labels of in named in keep, or nil when there are none.
+func labels(in map[string]string, keep []string) map[string]string {
+	var out map[string]string
+	for _, k := range keep {
+		if v, ok := in[k]; ok {
+			if out == nil {
+				out = make(map[string]string, len(keep))
+			}
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // ownedMeta keeps the metadata of a revision object (ControllerRevision, ReplicaSet): identity, the deletion
@@ -187,14 +212,7 @@ func ownedMeta(m *metav1.ObjectMeta, keepLabels, keepAnnotations []string) metav
 		CreationTimestamp: m.CreationTimestamp,
 		DeletionTimestamp: m.DeletionTimestamp.DeepCopy(),
 	}
-	for _, k := range keepLabels {
-		if v, ok := m.Labels[k]; ok {
-			if out.Labels == nil {
-				out.Labels = make(map[string]string, 1)
-			}
-			out.Labels[k] = v
-		}
-	}
+	out.Labels = labels(m.Labels, keepLabels)
 	if keepAnnotations != nil {
 		out.Annotations = annotations(m.Annotations, keepAnnotations)
 	}

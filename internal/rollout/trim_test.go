@@ -719,3 +719,35 @@ func TestTransformKeepsSinkAnnotations(t *testing.T) {
 		}
 	}
 }
+
+// TestNewTransformKeepsLabels: NewTransform keeps the labels it is given on workloads (the Slack sink's team
+// label) and drops the others; Transform keeps none.
+func TestNewTransformKeepsLabels(t *testing.T) {
+	meta := metav1.ObjectMeta{Namespace: "shop", Name: "web", Labels: map[string]string{"team": "payments", "app": "web"}}
+	for _, tt := range []struct {
+		name      string
+		transform func(any) (any, error)
+		want      map[string]string
+	}{
+		{"Transform", rollout.Transform, nil},
+		{"NewTransform()", rollout.NewTransform(), nil},
+		{"NewTransform(team)", rollout.NewTransform("team", ""), map[string]string{"team": "payments"}},
+		{"NewTransform(absent)", rollout.NewTransform("owner"), nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, obj := range []metav1.Object{
+				&appsv1.Deployment{ObjectMeta: *meta.DeepCopy()},
+				&appsv1.StatefulSet{ObjectMeta: *meta.DeepCopy()},
+				&appsv1.DaemonSet{ObjectMeta: *meta.DeepCopy()},
+			} {
+				out, err := tt.transform(obj)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(tt.want, out.(metav1.Object).GetLabels()); diff != "" {
+					t.Errorf("%T: labels (-want +got):\n%s", obj, diff)
+				}
+			}
+		})
+	}
+}

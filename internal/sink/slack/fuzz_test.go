@@ -26,7 +26,7 @@ func FuzzBuild(f *testing.F) {
 		for i := range min(max(containers, 0), 60) {
 			r.Containers = append(r.Containers, rollout.Container{Name: name + string(rune('a'+i%26)), Image: image, Digest: digest})
 		}
-		m := Build(r, message, reason)
+		m := Build(r, Context{Environment: message, Cluster: reason, Team: name})
 		if !utf8.ValidString(m.Text) || m.Text == "" {
 			t.Fatalf("text %q", m.Text)
 		}

@@ -45,10 +45,17 @@ var phaseWords = map[rollout.Phase]string{
 	rollout.PhaseDeleted:    "deleted",
 }
 
-// Build renders the message of r: the workload, the environment and cluster, the phase, the revision (and the
-// one it restores), ready/desired replicas, how long it took, and the images with short digests. It depends on
-// r alone (no clock), so that an update with nothing new renders the same message.
-func Build(r rollout.Rollout, environment, cluster string) Message {
+// Context is what a message shows besides the rollout: where it runs and whose it is.
+type Context struct {
+	Environment, Cluster string
+	// Team is the value of the configured team label on the workload or its namespace; "" shows none.
+	Team string
+}
+
+// Build renders the message of r: the workload, its team, the environment and cluster, the phase, the revision
+// (and the one it restores), ready/desired replicas, how long it took, and the images with short digests. It
+// depends on r and c alone (no clock), so that an update with nothing new renders the same message.
+func Build(r rollout.Rollout, c Context) Message {
 	w := r.Workload
 	word := phaseWords[r.Phase]
 	if word == "" {
@@ -67,8 +74,9 @@ func Build(r rollout.Rollout, environment, cluster string) Message {
 	dur := duration(r)
 	fields := []struct{ name, value string }{
 		{"Workload", fmt.Sprintf("%s %s/%s", w.Kind, w.Namespace, w.Name)},
-		{"Environment", environment},
-		{"Cluster", cluster},
+		{"Team", c.Team},
+		{"Environment", c.Environment},
+		{"Cluster", c.Cluster},
 		{"Revision", revision},
 		{"Phase", string(r.Phase)},
 		{"Ready", fmt.Sprintf("%d/%d", r.Ready, r.Desired)},
@@ -87,15 +95,15 @@ func Build(r rollout.Rollout, environment, cluster string) Message {
 	}
 
 	var imgLines, imgPlain []string
-	for i, c := range r.Containers {
+	for i, ctr := range r.Containers {
 		if i == maxImages {
 			imgLines = append(imgLines, fmt.Sprintf("… and %d more", len(r.Containers)-maxImages))
 			imgPlain = append(imgPlain, fmt.Sprintf("and %d more", len(r.Containers)-maxImages))
 			break
 		}
-		img := imageRef(c)
-		imgLines = append(imgLines, fmt.Sprintf("• %s: `%s`", escape(c.Name), escape(img)))
-		imgPlain = append(imgPlain, c.Name+"="+img)
+		img := imageRef(ctr)
+		imgLines = append(imgLines, fmt.Sprintf("• %s: `%s`", escape(ctr.Name), escape(img)))
+		imgPlain = append(imgPlain, ctr.Name+"="+img)
 	}
 
 	blocks := []slackapi.Block{

@@ -27,12 +27,14 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 )
 
-// The workload annotations the sink reads (rollout.Transform keeps those with AnnotationPrefix).
+// The annotations the sink reads, on a workload or on its namespace: the workload's own wins over its
+// namespace's, which wins over the configuration (rollout.Transform keeps those with AnnotationPrefix on
+// workloads; APINamespaces keeps them of namespaces).
 const (
 	AnnotationPrefix = "slack.deployment-tracker.io/"
 	// AnnotationChannel names the channel (ID, or name with or without #) of the workload's messages.
 	AnnotationChannel = AnnotationPrefix + "channel"
-	// AnnotationIgnore "true" opts the workload out of Slack messages.
+	// AnnotationIgnore "true" opts the workload (or every workload of the namespace) out of Slack messages.
 	AnnotationIgnore = AnnotationPrefix + "ignore"
 )
 
@@ -41,6 +43,7 @@ const (
 	StateChannel = "channel" // the channel ID of the message
 	StateTS      = "ts"      // the message's timestamp, its ID within the channel
 	StateIgnored = "ignored" // "true" when the workload opted out before any message was posted
+	StateTeam    = "team"    // the team shown, kept for the updates of a deleted workload
 )
 
 // DefaultAPIURL is Slack's Web API root.
@@ -49,10 +52,21 @@ const DefaultAPIURL = "https://slack.com/api/"
 // maxResponse bounds what is read of a Slack answer.
 const maxResponse = 1 << 20
 
-// WorkloadReader gives the annotations of a workload, from the manager's cache; found is false for a workload
+// Metadata is what the sink reads of a workload or a namespace.
+type Metadata struct {
+	Annotations map[string]string
+	Labels      map[string]string
+}
+
+// WorkloadReader gives the metadata of a workload, from the manager's cache; found is false for a workload
 // that does not exist (deleted).
 type WorkloadReader interface {
-	Annotations(ctx context.Context, w owner.Workload) (annotations map[string]string, found bool, err error)
+	Metadata(ctx context.Context, w owner.Workload) (md Metadata, found bool, err error)
+}
+
+// NamespaceReader gives the metadata of a namespace; found is false for one that does not exist.
+type NamespaceReader interface {
+	Namespace(ctx context.Context, name string) (md Metadata, found bool, err error)
 }
 
 // Config configures the sink.
@@ -63,8 +77,13 @@ type Config struct {
 	Channel string
 	// LogicalEnvironment and Cluster are shown in every message.
 	LogicalEnvironment, Cluster string
-	// Workloads reads the workloads' annotations (channel, opt-out); nil: every rollout goes to Channel.
+	// Workloads reads the workloads' annotations (channel, opt-out) and labels (team); nil: none are read.
 	Workloads WorkloadReader
+	// Namespaces reads the same of the workloads' namespaces; nil: namespaces are not read (a single-namespace
+	// install may not read Namespace objects).
+	Namespaces NamespaceReader
+	// TeamLabel is the label whose value (on the workload, else its namespace) is shown as the team; "": none.
+	TeamLabel string
 	// APIURL is the Web API root, ending in "/" (default DefaultAPIURL); tests point it at a fake.
 	APIURL string
 	// HTTPClient is the client (default: a client with a 30s timeout). Its responses are read up to 1 MiB.
@@ -156,27 +175,48 @@ func (b limitedBody) Close() error {
 }
 
 // Notify posts the rollout's message the first time (no message in n.State) and updates it afterwards. It
-// returns the channel and ts of the message. A workload annotated slack.deployment-tracker.io/ignore: "true"
-// gets no new message (one already posted is no longer updated).
+// returns the channel and ts of the message. A workload annotated slack.deployment-tracker.io/ignore: "true",
+// or in a namespace so annotated (unless the workload says otherwise), gets no new message (one already posted
+// is no longer updated).
 func (s *Sink) Notify(ctx context.Context, n rollout.Notification) (map[string]string, error) {
 	r := n.Rollout
-	var ann map[string]string
+	var wmd, nsmd Metadata
 	found := false
 	if s.cfg.Workloads != nil {
 		var err error
-		if ann, found, err = s.cfg.Workloads.Annotations(ctx, r.Workload); err != nil {
+		if wmd, found, err = s.cfg.Workloads.Metadata(ctx, r.Workload); err != nil {
 			return nil, fmt.Errorf("slack: reading the annotations of %s: %w", r.Workload, err)
 		}
 	}
+	if s.cfg.Namespaces != nil && r.Workload.Namespace != "" {
+		var err error
+		if nsmd, _, err = s.cfg.Namespaces.Namespace(ctx, r.Workload.Namespace); err != nil {
+			return nil, fmt.Errorf("slack: reading the annotations of namespace %s: %w", r.Workload.Namespace, err)
+		}
+	}
+	annotation := func(key string) string { return first(wmd.Annotations[key], nsmd.Annotations[key]) }
 	channelID, ts := n.State[StateChannel], n.State[StateTS]
 	// A workload that opted out stays out once deleted (its annotations went with it).
-	if ann[AnnotationIgnore] == "true" || (!found && n.State[StateIgnored] == "true" && ts == "") {
+	if annotation(AnnotationIgnore) == "true" || (!found && n.State[StateIgnored] == "true" && ts == "") {
 		if ts != "" {
 			return nil, nil // keep the message as it is
 		}
 		return map[string]string{StateIgnored: "true"}, nil
 	}
-	msg := Build(r, s.cfg.LogicalEnvironment, s.cfg.Cluster)
+	team := ""
+	if s.cfg.TeamLabel != "" {
+		team = first(wmd.Labels[s.cfg.TeamLabel], nsmd.Labels[s.cfg.TeamLabel])
+		if team == "" && !found {
+			team = n.State[StateTeam] // a deleted workload's label went with it
+		}
+	}
+	withTeam := func(st map[string]string) map[string]string {
+		if team != "" {
+			st[StateTeam] = team
+		}
+		return st
+	}
+	msg := Build(r, Context{Environment: s.cfg.LogicalEnvironment, Cluster: s.cfg.Cluster, Team: team})
 	opts := []slackapi.MsgOption{slackapi.MsgOptionText(msg.Text, false), slackapi.MsgOptionBlocks(msg.Blocks...)}
 	if channelID != "" && ts != "" {
 		if err := s.pace(channelID); err != nil {
@@ -186,12 +226,9 @@ func (s *Sink) Notify(ctx context.Context, n rollout.Notification) (map[string]s
 		if err != nil {
 			return nil, s.classify(err, "chat.update", channelID)
 		}
-		return map[string]string{StateChannel: channelID, StateTS: ts}, nil
+		return withTeam(map[string]string{StateChannel: channelID, StateTS: ts}), nil
 	}
-	channel := s.cfg.Channel
-	if c := strings.TrimSpace(ann[AnnotationChannel]); c != "" {
-		channel = c
-	}
+	channel := first(annotation(AnnotationChannel), s.cfg.Channel)
 	if err := s.pace(channel); err != nil {
 		return nil, err
 	}
@@ -202,7 +239,17 @@ func (s *Sink) Notify(ctx context.Context, n rollout.Notification) (map[string]s
 	if gotChannel == "" || gotTS == "" {
 		return nil, fmt.Errorf("slack: chat.postMessage to %s: the answer has no channel or ts", channel)
 	}
-	return map[string]string{StateChannel: gotChannel, StateTS: gotTS}, nil
+	return withTeam(map[string]string{StateChannel: gotChannel, StateTS: gotTS}), nil
+}
+
+// first is the first of values that is not blank, trimmed; "" if none.
+func first(values ...string) string {
+	for _, v := range values {
+		if v = strings.TrimSpace(v); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // pace holds one message of channel to Interval: when the channel's budget is spent it returns a

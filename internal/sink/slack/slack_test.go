@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,7 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
@@ -42,12 +47,28 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// annotations is a WorkloadReader over a map.
+// annotations is a WorkloadReader over a map of annotations.
 type annotations map[owner.Workload]map[string]string
 
-func (a annotations) Annotations(_ context.Context, w owner.Workload) (map[string]string, bool, error) {
+func (a annotations) Metadata(_ context.Context, w owner.Workload) (Metadata, bool, error) {
 	ann, ok := a[w]
-	return ann, ok, nil
+	return Metadata{Annotations: ann}, ok, nil
+}
+
+// metadata is a WorkloadReader over a map of metadata.
+type metadata map[owner.Workload]Metadata
+
+func (m metadata) Metadata(_ context.Context, w owner.Workload) (Metadata, bool, error) {
+	md, ok := m[w]
+	return md, ok, nil
+}
+
+// namespaces is a NamespaceReader over a map.
+type namespaces map[string]Metadata
+
+func (n namespaces) Namespace(_ context.Context, name string) (Metadata, bool, error) {
+	md, ok := n[name]
+	return md, ok, nil
 }
 
 var web = owner.Workload{Group: "apps", Kind: "Deployment", Namespace: "shop", Name: "web"}
@@ -388,23 +409,188 @@ func TestImageRef(t *testing.T) {
 
 func TestCacheWorkloads(t *testing.T) {
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web",
-		Annotations: map[string]string{AnnotationChannel: "#shop"}}}
+		Annotations: map[string]string{AnnotationChannel: "#shop"}, Labels: map[string]string{"team": "payments"}}}
 	c := CacheWorkloads{Reader: fake.NewClientBuilder().WithObjects(d).Build()}
 	for _, tc := range []struct {
 		w     owner.Workload
-		want  map[string]string
+		want  Metadata
 		found bool
 	}{
-		{w: web, want: map[string]string{AnnotationChannel: "#shop"}, found: true},
+		{w: web, want: Metadata{Annotations: map[string]string{AnnotationChannel: "#shop"}, Labels: map[string]string{"team": "payments"}}, found: true},
 		{w: owner.Workload{Group: "apps", Kind: "StatefulSet", Namespace: "shop", Name: "web"}},
 		{w: owner.Workload{Group: "argoproj.io", Kind: "Rollout", Namespace: "shop", Name: "web"}},
 	} {
-		got, found, err := c.Annotations(t.Context(), tc.w)
+		got, found, err := c.Metadata(t.Context(), tc.w)
 		if err != nil || found != tc.found {
 			t.Errorf("%s: found %v, err %v; want found %v", tc.w, found, err, tc.found)
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
-			t.Errorf("%s: annotations (-want +got):\n%s", tc.w, diff)
+			t.Errorf("%s: metadata (-want +got):\n%s", tc.w, diff)
 		}
 	}
+}
+
+// countingReader counts the Gets of its Reader and can refuse them.
+type countingReader struct {
+	client.Reader
+	gets   int
+	refuse error
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.gets++
+	if c.refuse != nil {
+		return c.refuse
+	}
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+// TestAPINamespaces: a metadata GET kept for the TTL, trimmed to the Slack annotations and the team label; a
+// missing namespace is no metadata, a refusal is no metadata either (logged once), other errors are returned.
+func TestAPINamespaces(t *testing.T) {
+	ns := &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop",
+			Annotations: map[string]string{AnnotationChannel: "#shop", "other.io/x": "y"},
+			Labels:      map[string]string{"team": "payments", "env": "prod"}},
+	}
+	r := &countingReader{Reader: fake.NewClientBuilder().WithObjects(ns).Build()}
+	clk := &clock{now: t0}
+	n := &APINamespaces{Reader: r, TeamLabel: "team", TTL: time.Minute, Now: clk.Now}
+	want := Metadata{Annotations: map[string]string{AnnotationChannel: "#shop"}, Labels: map[string]string{"team": "payments"}}
+	for i, tc := range []struct {
+		name      string
+		advance   time.Duration
+		want      Metadata
+		found     bool
+		wantGets  int
+		namespace string
+	}{
+		{name: "first read", namespace: "shop", want: want, found: true, wantGets: 1},
+		{name: "within the TTL", namespace: "shop", advance: 59 * time.Second, want: want, found: true, wantGets: 1},
+		{name: "after the TTL", namespace: "shop", advance: time.Second, want: want, found: true, wantGets: 2},
+		{name: "missing", namespace: "gone", wantGets: 3},
+		{name: "missing, cached", namespace: "gone", wantGets: 3},
+	} {
+		clk.Add(tc.advance)
+		got, found, err := n.Namespace(t.Context(), tc.namespace)
+		if err != nil || found != tc.found || r.gets != tc.wantGets {
+			t.Errorf("%d %s: found %v, err %v, %d gets; want found %v, %d gets", i, tc.name, found, err, r.gets, tc.found, tc.wantGets)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: metadata (-want +got):\n%s", tc.name, diff)
+		}
+	}
+	r.refuse = apierrors.NewForbidden(schema.GroupResource{Resource: "namespaces"}, "web", errors.New("no"))
+	if md, found, err := n.Namespace(t.Context(), "web"); err != nil || found || md.Annotations != nil {
+		t.Errorf("forbidden: %+v, %v, %v; want no metadata and no error", md, found, err)
+	}
+	r.refuse = errors.New("connection refused")
+	if _, _, err := n.Namespace(t.Context(), "api"); err == nil {
+		t.Error("a failed GET: no error")
+	}
+}
+
+// TestPrecedence: the workload's annotation wins over its namespace's, which wins over SLACK_CHANNEL; the
+// opt-out and the team label follow the same order; the team shows in the blocks and the fallback text.
+func TestPrecedence(t *testing.T) {
+	f := slacktest.NewServer(token)
+	defer f.Close()
+	deploys := f.AddChannel("deploys")
+	nsChannel := f.AddChannel("shop")
+	own := f.AddChannel("web")
+	clk := &clock{now: t0}
+	workloads := metadata{}
+	nss := namespaces{}
+	s, err := New(Config{Token: token, Channel: "#deploys", LogicalEnvironment: "production", Cluster: "eu-1",
+		Workloads: workloads, Namespaces: nss, TeamLabel: "team", APIURL: f.URL(), HTTPClient: f.Client(), Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := func(ann map[string]string, team string) Metadata {
+		m := Metadata{Annotations: ann}
+		if team != "" {
+			m.Labels = map[string]string{"team": team}
+		}
+		return m
+	}
+	for i, tc := range []struct {
+		name         string
+		workload, ns Metadata
+		noNamespace  bool
+		wantChannel  string
+		wantIgnored  bool
+		wantTeam     string
+	}{
+		{name: "nothing: the default", wantChannel: deploys},
+		{name: "namespace channel", ns: md(map[string]string{AnnotationChannel: "#shop"}, ""), wantChannel: nsChannel},
+		{name: "workload channel wins", workload: md(map[string]string{AnnotationChannel: "#web"}, ""),
+			ns: md(map[string]string{AnnotationChannel: "#shop"}, ""), wantChannel: own},
+		{name: "blank workload channel: the namespace's", workload: md(map[string]string{AnnotationChannel: " "}, ""),
+			ns: md(map[string]string{AnnotationChannel: "#shop"}, ""), wantChannel: nsChannel},
+		{name: "namespace opt-out", ns: md(map[string]string{AnnotationIgnore: "true", AnnotationChannel: "#shop"}, ""), wantIgnored: true},
+		{name: "workload opts back in", workload: md(map[string]string{AnnotationIgnore: "false"}, ""),
+			ns: md(map[string]string{AnnotationIgnore: "true"}, ""), wantChannel: deploys},
+		{name: "workload opt-out", workload: md(map[string]string{AnnotationIgnore: "true"}, ""), wantIgnored: true},
+		{name: "team from the namespace", ns: md(nil, "payments"), wantChannel: deploys, wantTeam: "payments"},
+		{name: "team of the workload wins", workload: md(nil, "checkout"), ns: md(nil, "payments"), wantChannel: deploys, wantTeam: "checkout"},
+		{name: "no namespace object", noNamespace: true, wantChannel: deploys},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := owner.Workload{Group: "apps", Kind: "Deployment", Namespace: fmt.Sprintf("ns-%d", i), Name: "web"}
+			workloads[w] = tc.workload
+			if !tc.noNamespace {
+				nss[w.Namespace] = tc.ns
+			}
+			r := sample(rollout.PhaseInProgress)
+			r.Workload = w
+			clk.Add(time.Second)
+			before := len(f.Messages())
+			st, err := s.Notify(t.Context(), rollout.Notification{Rollout: r})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantIgnored {
+				if st[StateIgnored] != "true" || len(f.Messages()) != before {
+					t.Errorf("state %v, %d new messages; want ignored and none", st, len(f.Messages())-before)
+				}
+				return
+			}
+			if st[StateChannel] != tc.wantChannel || st[StateTeam] != tc.wantTeam {
+				t.Errorf("state %v, want channel %s, team %q", st, tc.wantChannel, tc.wantTeam)
+			}
+			msgs := f.Messages()
+			m := msgs[len(msgs)-1].Latest()
+			blocks, _ := json.Marshal(m.Blocks)
+			hasTeam := strings.Contains(m.Text, "Team: "+tc.wantTeam) && strings.Contains(string(blocks), `*Team*\n`+tc.wantTeam)
+			if tc.wantTeam != "" && !hasTeam {
+				t.Errorf("message %q, blocks %s: want team %q in both", m.Text, blocks, tc.wantTeam)
+			}
+			if tc.wantTeam == "" && strings.Contains(m.Text, "Team:") {
+				t.Errorf("message %q shows a team", m.Text)
+			}
+		})
+	}
+
+	t.Run("a deleted workload keeps its team", func(t *testing.T) {
+		w := owner.Workload{Group: "apps", Kind: "Deployment", Namespace: "gone", Name: "web"}
+		workloads[w] = md(nil, "payments")
+		r := sample(rollout.PhaseInProgress)
+		r.Workload = w
+		clk.Add(time.Second)
+		st, err := s.Notify(t.Context(), rollout.Notification{Rollout: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(workloads, w)
+		r.Phase = rollout.PhaseDeleted
+		clk.Add(time.Second)
+		st, err = s.Notify(t.Context(), rollout.Notification{Rollout: r, Acknowledged: rollout.PhaseInProgress, State: st})
+		if err != nil || st[StateTeam] != "payments" {
+			t.Errorf("state %v, err %v, want team payments", st, err)
+		}
+		msgs := f.Messages()
+		if text := msgs[len(msgs)-1].Latest().Text; !strings.Contains(text, "Team: payments") || !strings.Contains(text, "deleted") {
+			t.Errorf("text %q, want the deletion with the team", text)
+		}
+	})
 }
