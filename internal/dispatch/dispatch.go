@@ -102,29 +102,9 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Sink == nil {
 		return nil, errors.New("dispatch: no sink")
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 2
-	}
-	if cfg.BaseDelay <= 0 {
-		cfg.BaseDelay = time.Second
-	}
-	if cfg.MaxDelay <= 0 {
-		cfg.MaxDelay = 5 * time.Minute
-	}
-	if cfg.MaxDelay < cfg.BaseDelay {
-		cfg.MaxDelay = cfg.BaseDelay
-	}
+	defaults(&cfg.Workers, &cfg.BaseDelay, &cfg.MaxDelay, &cfg.DrainTimeout, &cfg.Now, &cfg.Log)
 	if cfg.UnknownArtifactTTL <= 0 {
 		cfg.UnknownArtifactTTL = time.Hour
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = 20 * time.Second
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Log.GetSink() == nil {
-		cfg.Log = logr.Discard()
 	}
 	d := &Dispatcher{
 		cfg: cfg,
@@ -511,13 +491,7 @@ func (d *Dispatcher) bulk(ctx context.Context, cs sink.ClusterSink) {
 }
 
 // backoff is the delay the queue's rate limiter applies after n failures.
-func (d *Dispatcher) backoff(n int) time.Duration {
-	delay := d.cfg.BaseDelay
-	for i := 0; i < n && delay < d.cfg.MaxDelay; i++ {
-		delay *= 2
-	}
-	return min(delay, d.cfg.MaxDelay)
-}
+func (d *Dispatcher) backoff(n int) time.Duration { return backoff(n, d.cfg.BaseDelay, d.cfg.MaxDelay) }
 
 func (d *Dispatcher) report(f func(Reporter)) {
 	if d.cfg.Reporter != nil {

@@ -8,6 +8,41 @@ import (
 	"github.com/go-logr/logr"
 )
 
+// defaults fills the settings both dispatchers share: workers, the backoff bounds, the drain timeout, the clock
+// and the logger.
+func defaults(workers *int, base, maxDelay, drain *time.Duration, now *func() time.Time, log *logr.Logger) {
+	if *workers <= 0 {
+		*workers = 2
+	}
+	if *base <= 0 {
+		*base = time.Second
+	}
+	if *maxDelay <= 0 {
+		*maxDelay = 5 * time.Minute
+	}
+	if *maxDelay < *base {
+		*maxDelay = *base
+	}
+	if *drain <= 0 {
+		*drain = 20 * time.Second
+	}
+	if *now == nil {
+		*now = time.Now
+	}
+	if log.GetSink() == nil {
+		*log = logr.Discard()
+	}
+}
+
+// backoff is the delay the workqueue's exponential rate limiter (base, maxDelay) applies after n failures.
+func backoff(n int, base, maxDelay time.Duration) time.Duration {
+	delay := base
+	for i := 0; i < n && delay < maxDelay; i++ {
+		delay *= 2
+	}
+	return min(delay, maxDelay)
+}
+
 // pool is what runWorkers needs of a dispatcher.
 type pool struct {
 	workers int

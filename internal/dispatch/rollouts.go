@@ -119,27 +119,7 @@ func NewRollouts(cfg RolloutsConfig) (*Rollouts, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 2
-	}
-	if cfg.BaseDelay <= 0 {
-		cfg.BaseDelay = time.Second
-	}
-	if cfg.MaxDelay <= 0 {
-		cfg.MaxDelay = 5 * time.Minute
-	}
-	if cfg.MaxDelay < cfg.BaseDelay {
-		cfg.MaxDelay = cfg.BaseDelay
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = 20 * time.Second
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Log.GetSink() == nil {
-		cfg.Log = logr.Discard()
-	}
+	defaults(&cfg.Workers, &cfg.BaseDelay, &cfg.MaxDelay, &cfg.DrainTimeout, &cfg.Now, &cfg.Log)
 	cfg.Sinks = maps.Clone(cfg.Sinks)
 	d := &Rollouts{
 		cfg:   cfg,
@@ -435,13 +415,7 @@ func (d *Rollouts) pending() int {
 }
 
 // backoff is the delay the queue's rate limiter applies after n failures.
-func (d *Rollouts) backoff(n int) time.Duration {
-	delay := d.cfg.BaseDelay
-	for i := 0; i < n && delay < d.cfg.MaxDelay; i++ {
-		delay *= 2
-	}
-	return min(delay, d.cfg.MaxDelay)
-}
+func (d *Rollouts) backoff(n int) time.Duration { return backoff(n, d.cfg.BaseDelay, d.cfg.MaxDelay) }
 
 func (d *Rollouts) count(sinkName, outcome string) {
 	if d.cfg.Metrics != nil {
