@@ -162,7 +162,7 @@ func (c *Controller) Reconcile(ctx context.Context, w owner.Workload) (reconcile
 	}
 	o := rollout.Observation{Workload: w, Now: c.cfg.Now(), WatchingSince: c.since, Exists: obj != nil && obj.GetDeletionTimestamp() == nil}
 	if o.Exists {
-		if o.Revision, o.HaveRevision, err = c.Current(ctx, w); err != nil {
+		if o.Revision, o.HaveRevision, err = c.revisionOf(ctx, w, obj); err != nil {
 			return reconcile.Result{}, err
 		}
 		if o.Status, err = rollout.Compute(obj); err != nil {

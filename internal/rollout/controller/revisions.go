@@ -49,34 +49,38 @@ func replicaSetList() *metav1.PartialObjectMetadataList {
 // status.updateRevision, the ControllerRevision with the highest revision of a DaemonSet. It implements the
 // tracker's Revisions.
 func (c *Controller) Current(ctx context.Context, w owner.Workload) (rollout.Revision, bool, error) {
-	switch {
-	case w.Group == rollout.KindDeployment.Group && w.Kind == rollout.KindDeployment.Kind:
-		uid, err := c.uidOf(ctx, w, &appsv1.Deployment{})
-		if err != nil {
-			return rollout.Revision{}, false, err
-		}
-		return c.highestReplicaSet(ctx, w, uid, podwatch.AnnotationDeploymentRevision, podwatch.LabelPodTemplateHash)
-	case w.Group == rollout.KindArgoRollout.Group && w.Kind == rollout.KindArgoRollout.Kind:
+	if w.Group == rollout.KindArgoRollout.Group && w.Kind == rollout.KindArgoRollout.Kind {
 		// The Rollout itself is not watched: its ReplicaSets are matched by its name only.
 		return c.highestReplicaSet(ctx, w, "", podwatch.AnnotationRolloutRevision, podwatch.LabelRolloutsPodTemplateHash)
-	case w.Group == rollout.KindStatefulSet.Group && w.Kind == rollout.KindStatefulSet.Kind:
-		return c.statefulSetRevision(ctx, w)
-	case w.Group == rollout.KindDaemonSet.Group && w.Kind == rollout.KindDaemonSet.Kind:
-		return c.daemonSetRevision(ctx, w)
 	}
-	return rollout.Revision{}, false, nil
+	obj, err := c.read(ctx, w)
+	if err != nil {
+		return rollout.Revision{}, false, err
+	}
+	return c.revisionOf(ctx, w, obj)
 }
 
-// uidOf returns the UID of w as the cache holds it in obj, "" when the cache does not hold it (yet): its
-// revisions are then matched by name only.
-func (c *Controller) uidOf(ctx context.Context, w owner.Workload, obj client.Object) (types.UID, error) {
-	if err := c.cfg.Reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: w.Name}, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			return "", nil
-		}
-		return "", fmt.Errorf("reading %s: %w", w, err)
+// revisionOf returns the current revision of w, whose object obj the caller read from the cache (nil when the
+// cache does not hold it, yet or any more: the revisions of a Deployment or a DaemonSet are then matched by
+// name only, those of a StatefulSet are not known).
+func (c *Controller) revisionOf(ctx context.Context, w owner.Workload, obj client.Object) (rollout.Revision, bool, error) {
+	var uid types.UID
+	if obj != nil {
+		uid = obj.GetUID()
 	}
-	return obj.GetUID(), nil
+	switch {
+	case w.Group == rollout.KindDeployment.Group && w.Kind == rollout.KindDeployment.Kind:
+		return c.highestReplicaSet(ctx, w, uid, podwatch.AnnotationDeploymentRevision, podwatch.LabelPodTemplateHash)
+	case w.Group == rollout.KindStatefulSet.Group && w.Kind == rollout.KindStatefulSet.Kind:
+		sts, ok := obj.(*appsv1.StatefulSet)
+		if !ok {
+			return rollout.Revision{}, false, nil
+		}
+		return c.statefulSetRevision(ctx, w, sts)
+	case w.Group == rollout.KindDaemonSet.Group && w.Kind == rollout.KindDaemonSet.Kind:
+		return c.daemonSetRevision(ctx, w, uid)
+	}
+	return rollout.Revision{}, false, nil
 }
 
 // highestReplicaSet returns the revision of w's ReplicaSet with the highest revision annotation. When uid is
@@ -106,14 +110,7 @@ func (c *Controller) highestReplicaSet(ctx context.Context, w owner.Workload, ui
 	return best, found, nil
 }
 
-func (c *Controller) statefulSetRevision(ctx context.Context, w owner.Workload) (rollout.Revision, bool, error) {
-	sts := &appsv1.StatefulSet{}
-	if err := c.cfg.Reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: w.Name}, sts); err != nil {
-		if apierrors.IsNotFound(err) {
-			return rollout.Revision{}, false, nil
-		}
-		return rollout.Revision{}, false, fmt.Errorf("reading %s: %w", w, err)
-	}
+func (c *Controller) statefulSetRevision(ctx context.Context, w owner.Workload, sts *appsv1.StatefulSet) (rollout.Revision, bool, error) {
 	name := sts.Status.UpdateRevision
 	if name == "" {
 		return rollout.Revision{}, false, nil
@@ -128,7 +125,7 @@ func (c *Controller) statefulSetRevision(ctx context.Context, w owner.Workload) 
 	return rollout.Revision{Number: cr.Revision, Key: name, Created: cr.CreationTimestamp.Time}, true, nil
 }
 
-func (c *Controller) daemonSetRevision(ctx context.Context, w owner.Workload) (rollout.Revision, bool, error) {
+func (c *Controller) daemonSetRevision(ctx context.Context, w owner.Workload, uid types.UID) (rollout.Revision, bool, error) {
 	var l appsv1.ControllerRevisionList
 	if err := c.cfg.Reader.List(ctx, &l, client.InNamespace(w.Namespace),
 		client.MatchingFields{IndexController: controllerKey(w.Group, w.Kind, w.Name)}); err != nil {
@@ -136,10 +133,6 @@ func (c *Controller) daemonSetRevision(ctx context.Context, w owner.Workload) (r
 	}
 	var best rollout.Revision
 	found := false
-	uid, err := c.uidOf(ctx, w, &appsv1.DaemonSet{})
-	if err != nil {
-		return rollout.Revision{}, false, err
-	}
 	for i := range l.Items {
 		cr := &l.Items[i]
 		if ref := metav1.GetControllerOfNoCopy(cr); uid != "" && (ref == nil || ref.UID != uid) {
