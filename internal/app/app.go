@@ -121,20 +121,10 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 // newManager builds the controller-runtime manager with the tracker's light caches: pods and owner metadata
 // stripped by podwatch, workloads and ControllerRevisions trimmed by rollout.Transform.
 func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, error) {
-	rc := o.RestConfig
-	if rc == nil {
-		var err error
-		if c.Kubeconfig != "" {
-			rc, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
-		} else {
-			rc, err = config.GetConfig()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("kubernetes client configuration: %w", err)
-		}
+	rc, err := restConfig(c, o)
+	if err != nil {
+		return nil, err
 	}
-	rc = rest.CopyConfig(rc)
-	rc.UserAgent = version.UserAgent()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building the scheme: %w", err)
@@ -142,21 +132,10 @@ func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, 
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building the scheme: %w", err)
 	}
-	// The trim keeps the Slack sink's team label on workloads, when one is configured.
-	var keepLabels []string
-	if c.Slack.Enabled() && c.Slack.TeamLabel != "" {
-		keepLabels = append(keepLabels, c.Slack.TeamLabel)
-	}
-	trim := cache.ByObject{Transform: rollout.NewTransform(keepLabels...)}
 	mgrOpts := manager.Options{
-		Scheme: scheme,
-		Logger: log,
-		Cache: cache.Options{
-			DefaultTransform: podwatch.Strip,
-			ByObject: map[client.Object]cache.ByObject{
-				&appsv1.Deployment{}: trim, &appsv1.StatefulSet{}: trim, &appsv1.DaemonSet{}: trim, &appsv1.ControllerRevision{}: trim,
-			},
-		},
+		Scheme:                        scheme,
+		Logger:                        log,
+		Cache:                         cacheOptions(c),
 		Metrics:                       metricsserver.Options{BindAddress: c.MetricsBindAddress},
 		HealthProbeBindAddress:        c.HealthProbeAddr,
 		LeaderElection:                c.LeaderElect,
@@ -173,16 +152,6 @@ func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, 
 			CertDir: c.CertDir,
 		}),
 	}
-	if c.Namespace != "" {
-		mgrOpts.Cache.DefaultNamespaces = map[string]cache.Config{c.Namespace: {}}
-	}
-	if len(c.ExcludeNamespaces) > 0 {
-		sel := make([]fields.Selector, 0, len(c.ExcludeNamespaces))
-		for _, ns := range c.ExcludeNamespaces {
-			sel = append(sel, fields.OneTermNotEqualSelector("metadata.namespace", ns))
-		}
-		mgrOpts.Cache.DefaultFieldSelector = fields.AndSelectors(sel...)
-	}
 	if o.MetricsBindAddress != nil {
 		mgrOpts.Metrics.BindAddress = *o.MetricsBindAddress
 	}
@@ -194,6 +163,53 @@ func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, 
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	return mgr, nil
+}
+
+// restConfig is the API server to talk to: Options.RestConfig, -kubeconfig, or in-cluster / $KUBECONFIG.
+func restConfig(c *cfgpkg.Config, o Options) (*rest.Config, error) {
+	rc := o.RestConfig
+	if rc == nil {
+		var err error
+		if c.Kubeconfig != "" {
+			rc, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+		} else {
+			rc, err = config.GetConfig()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes client configuration: %w", err)
+		}
+	}
+	rc = rest.CopyConfig(rc)
+	rc.UserAgent = version.UserAgent()
+	return rc, nil
+}
+
+// cacheOptions are the light caches: pods and owner metadata stripped by podwatch, workloads and
+// ControllerRevisions trimmed by rollout.Transform, within the configured namespaces.
+func cacheOptions(c *cfgpkg.Config) cache.Options {
+	// The trim keeps the Slack sink's team label on workloads, when one is configured.
+	var keepLabels []string
+	if c.Slack.Enabled() && c.Slack.TeamLabel != "" {
+		keepLabels = append(keepLabels, c.Slack.TeamLabel)
+	}
+	trim := cache.ByObject{Transform: rollout.NewTransform(keepLabels...)}
+	opts := cache.Options{
+		DefaultTransform: podwatch.Strip,
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}: trim, &appsv1.StatefulSet{}: trim, &appsv1.DaemonSet{}: trim, &appsv1.ControllerRevision{}: trim,
+		},
+	}
+	if c.Namespace != "" {
+		opts.DefaultNamespaces = map[string]cache.Config{c.Namespace: {}}
+	}
+	if len(c.ExcludeNamespaces) > 0 {
+		sel := make([]fields.Selector, 0, len(c.ExcludeNamespaces))
+		for _, ns := range c.ExcludeNamespaces {
+			sel = append(sel, fields.OneTermNotEqualSelector("metadata.namespace", ns))
+		}
+		opts.DefaultFieldSelector = fields.AndSelectors(sel...)
+	}
+	return opts
 }
 
 // addDelivery adds the dispatchers: records to the record sink, rollouts to the rollout sinks, each reporting

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -337,12 +336,13 @@ func (t *Tracker) refresh(ctx context.Context, w owner.Workload, event *string) 
 	if ws == nil || len(ws.pods) == 0 {
 		return nil
 	}
-	names := make([]types.NamespacedName, 0, len(ws.pods))
+	var first types.NamespacedName // the first by name: the same pod every time
 	for nn := range ws.pods {
-		names = append(names, nn)
+		if first.Name == "" || nn.String() < first.String() {
+			first = nn
+		}
 	}
-	slices.SortFunc(names, func(a, b types.NamespacedName) int { return strings.Compare(a.String(), b.String()) })
-	return t.reconcilePod(ctx, names[0], event)
+	return t.reconcilePod(ctx, first, event)
 }
 
 func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, event *string) error {
