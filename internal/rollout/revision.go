@@ -7,9 +7,9 @@ import (
 
 // Workload kinds whose revisions the tracker follows.
 var (
-	KindDeployment   = owner.Workload{Group: "apps", Kind: "Deployment"}
-	KindStatefulSet  = owner.Workload{Group: "apps", Kind: "StatefulSet"}
-	KindDaemonSet    = owner.Workload{Group: "apps", Kind: "DaemonSet"}
+	KindDeployment   = owner.Workload{Group: owner.Deployment.Group, Kind: owner.Deployment.Kind}
+	KindStatefulSet  = owner.Workload{Group: owner.StatefulSet.Group, Kind: owner.StatefulSet.Kind}
+	KindDaemonSet    = owner.Workload{Group: owner.DaemonSet.Group, Kind: owner.DaemonSet.Kind}
 	KindArgoRollout  = owner.Workload{Group: "argoproj.io", Kind: "Rollout"}
 	rolloutKinds     = []owner.Workload{KindDeployment, KindStatefulSet, KindDaemonSet}
 	podRevisionLabel = map[owner.Workload]string{
