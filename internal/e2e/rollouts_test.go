@@ -202,13 +202,14 @@ func TestRollbackAfterFailedRollout(t *testing.T) {
 			return slices.Contains(eventReasons(t, ns, "Deployment", "web"), reason)
 		})
 	}
-	for rev, want := range map[int64][]rollout.Phase{
-		2: {rollout.PhaseInProgress, rollout.PhaseFailed, rollout.PhaseRolledBack},
-		3: {rollout.PhaseInProgress, rollout.PhaseCurrent},
-	} {
-		if got := notes.phases(w, rev); !slices.Equal(got, want) {
-			t.Errorf("revision %d notified %v, want %v", rev, got, want)
-		}
+	if got, want := notes.phases(w, 2), []rollout.Phase{rollout.PhaseInProgress, rollout.PhaseFailed, rollout.PhaseRolledBack}; !slices.Equal(got, want) {
+		t.Errorf("revision 2 notified %v, want %v", got, want)
+	}
+	// The restored ReplicaSet's pods run already: its rollout may complete before its first notification is
+	// delivered, which is then the completed rollout (delivery is level-based).
+	if got := notes.phases(w, 3); !slices.Equal(got, []rollout.Phase{rollout.PhaseInProgress, rollout.PhaseCurrent}) &&
+		!slices.Equal(got, []rollout.Phase{rollout.PhaseCurrent}) {
+		t.Errorf("revision 3 notified %v, want [InProgress Current] or [Current]", got)
 	}
 	notes.check(t)
 }

@@ -123,6 +123,9 @@ func TestSlack(t *testing.T) {
 
 	t.Run("a rollout is one message, updated", func(t *testing.T) {
 		d := deployment(ns, "web", 1, container("app", "ghcr.io/octo-org/slack-web:1"))
+		// InProgress for a few seconds after the pod is Ready: delivery is level-based, and a rollout that
+		// completes before its first notification is posted once, as complete.
+		d.Spec.MinReadySeconds = 3
 		mustCreate(t, d)
 		w := workloadOf("Deployment", ns, "web")
 		waitRollout(t, w, 1, rollout.PhaseCurrent)
