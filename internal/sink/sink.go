@@ -61,6 +61,19 @@ type NotFoundError struct {
 
 func (e *NotFoundError) Error() string { return "artifact not found: " + e.Message }
 
+// CredentialsError is an authentication or authorization refusal: a 401, a 403 that is not a rate limit
+// (expired or revoked token, SSO not authorized, missing permission), or an App installation token that cannot
+// be minted. It says nothing about the record: the dispatcher pauses the whole sink with a growing backoff,
+// keeps every record and notification pending, and resumes by itself once the credentials work again.
+type CredentialsError struct {
+	StatusCode int
+	Message    string
+}
+
+func (e *CredentialsError) Error() string {
+	return fmt.Sprintf("credentials refused: status %d: %s", e.StatusCode, e.Message)
+}
+
 // RetryAfterError is a rate limit: nothing should be posted to this sink before At.
 type RetryAfterError struct {
 	StatusCode int
@@ -82,6 +95,7 @@ const (
 	ClassRetryAfter              // 429 or rate-limited 403: pause the sink until RetryAfterError.At
 	ClassNotFound                // 404 unknown artifact: do not retry, cache negatively
 	ClassPermanent               // other 4xx: do not retry
+	ClassCredentials             // 401, permission 403: pause the sink with a growing backoff, keep everything
 )
 
 // Classify returns the class of err. Errors the sink did not classify are retryable.
@@ -92,6 +106,10 @@ func Classify(err error) Class {
 	var ra *RetryAfterError
 	if errors.As(err, &ra) {
 		return ClassRetryAfter
+	}
+	var ce *CredentialsError
+	if errors.As(err, &ce) {
+		return ClassCredentials
 	}
 	var nf *NotFoundError
 	if errors.As(err, &nf) {
