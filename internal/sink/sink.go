@@ -90,12 +90,12 @@ type Class int
 
 // The error classes.
 const (
-	ClassNone       Class = iota // no error
-	ClassRetryable               // network error, timeout, 5xx, 408: retry with exponential backoff
-	ClassRetryAfter              // 429 or rate-limited 403: pause the sink until RetryAfterError.At
-	ClassNotFound                // 404 unknown artifact: do not retry, cache negatively
-	ClassPermanent               // other 4xx: do not retry
-	ClassCredentials             // 401, permission 403: pause the sink with a growing backoff, keep everything
+	ClassNone        Class = iota // no error
+	ClassRetryable                // network error, timeout, 5xx, 408: retry with exponential backoff
+	ClassRetryAfter               // 429 or rate-limited 403: pause the sink until RetryAfterError.At
+	ClassNotFound                 // 404 unknown artifact: do not retry, cache negatively
+	ClassPermanent                // other 4xx: do not retry
+	ClassCredentials              // 401, permission 403: pause the sink with a growing backoff, keep everything
 )
 
 // Classify returns the class of err. Errors the sink did not classify are retryable.
