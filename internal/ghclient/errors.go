@@ -56,7 +56,15 @@ func (c *Client) Classify(err error) error {
 		}
 		return &sink.RetryAfterError{StatusCode: statusOf(abuse.Response, http.StatusForbidden), At: at, Message: c.redact(abuse.Message)}
 	case errors.As(err, &er) && er.Response != nil:
-		return c.classify(er.Response.StatusCode, er.Response.Header, c.errorMessage(er), er.DocumentationURL)
+		// go-github puts the body it read back into the response: read it as Do's answers are read, so that
+		// a body that is not GitHub's JSON (a proxy's HTML page) still says what happened.
+		msg, docs := c.errorMessage(er), er.DocumentationURL
+		if er.Response.Body != nil {
+			if data, rerr := io.ReadAll(io.LimitReader(er.Response.Body, 64<<10)); rerr == nil && len(data) > 0 {
+				msg, docs = c.message(data, er.Response.StatusCode)
+			}
+		}
+		return c.classify(er.Response.StatusCode, er.Response.Header, msg, docs)
 	case errors.As(err, &tok) && tok.Response != nil:
 		return fmt.Errorf("get installation token: %w", c.tokenRefused(c.ClassifyResponse(tok.Response)))
 	}
@@ -132,6 +140,13 @@ func (c *Client) errorMessage(er *github.ErrorResponse) string {
 	return c.redact(msg)
 }
 
+// BodyMessage is what a person should read of an error body of GitHub: its "message" and validation "errors" when
+// it is GitHub's JSON, else the text itself; bounded, redacted, the status text when empty.
+func (c *Client) BodyMessage(data []byte, code int) string {
+	msg, _ := c.message(data, code)
+	return msg
+}
+
 // message extracts GitHub's "message" (and validation "errors") from an error body, bounded and redacted.
 func (c *Client) message(data []byte, code int) (msg, docs string) {
 	var body struct {
@@ -146,11 +161,7 @@ func (c *Client) message(data []byte, code int) (msg, docs string) {
 				msg += "; …"
 				break
 			}
-			var str string
-			if json.Unmarshal(e, &str) != nil {
-				str = string(e)
-			}
-			msg += "; " + str
+			msg += "; " + validationError(e)
 		}
 	} else {
 		msg = strings.TrimSpace(string(data))
@@ -159,6 +170,25 @@ func (c *Client) message(data []byte, code int) (msg, docs string) {
 		msg = http.StatusText(code)
 	}
 	return c.redact(msg), docs
+}
+
+// validationError is one element of a validation answer's "errors": a string, or an object with a message or
+// a resource, field and code (https://docs.github.com/rest/using-the-rest-api/troubleshooting-the-rest-api).
+func validationError(e json.RawMessage) string {
+	var str string
+	if json.Unmarshal(e, &str) == nil {
+		return str
+	}
+	var obj github.Error
+	if json.Unmarshal(e, &obj) == nil {
+		if obj.Message != "" {
+			return obj.Message
+		}
+		if parts := strings.Fields(obj.Resource + " " + obj.Field + " " + obj.Code); len(parts) > 0 {
+			return strings.Join(parts, " ")
+		}
+	}
+	return string(e)
 }
 
 // redact removes the credentials from msg (in case a server echoes them), control characters and invalid
@@ -175,8 +205,8 @@ func (c *Client) redact(msg string) string {
 		}
 		return r
 	}, strings.ToValidUTF8(msg, "?"))
-	if len(msg) > maxMessage {
-		msg = strings.ToValidUTF8(msg[:maxMessage], "") + "…"
+	if len(msg) > MaxMessage {
+		msg = strings.ToValidUTF8(msg[:MaxMessage], "") + "…"
 	}
 	return msg
 }

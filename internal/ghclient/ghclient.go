@@ -37,8 +37,8 @@ const (
 	SecondaryRateLimitWait = time.Minute
 	// maxRetryAfter caps a Retry-After or reset that is absurdly far away.
 	maxRetryAfter = 24 * time.Hour
-	// maxMessage bounds the server message carried by errors.
-	maxMessage = 512
+	// MaxMessage bounds the server message carried by errors.
+	MaxMessage = 512
 )
 
 // The headers of the hand-written calls, as go-github sends them

@@ -143,12 +143,13 @@ func (s *Server) ClearUnknownArtifacts() {
 	s.unknown = nil
 }
 
-// Reset removes every programmed failure: queued faults, the delay and the unknown artifacts. The records and
-// counters are kept.
+// Reset removes every programmed failure: queued faults (InjectRepoNext's too), the delay and the unknown
+// artifacts. The records, deployments and counters are kept.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults, s.tokenFaults, s.delay, s.unknown = nil, nil, 0, nil
+	s.repos.faults = nil
 }
 
 // popLocked takes the next fault of q, if any; s.mu must be held.

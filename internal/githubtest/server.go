@@ -25,6 +25,10 @@ import (
 const (
 	APIVersion = "2022-11-28"
 	MediaType  = "application/vnd.github+json"
+	// MediaTypeV3 is the older name of the same media type, which go-github sends; the server accepts both,
+	// and the preview media types ("application/vnd.github.<name>-preview+json") that go-github still sends
+	// on some endpoints (the deployment endpoints among them).
+	MediaTypeV3 = "application/vnd.github.v3+json"
 )
 
 // Defaults of Options.
@@ -63,6 +67,10 @@ type Options struct {
 	OnAccept func(record.Record)
 	// Now is the clock used for token expiry, JWT checks and timestamps (default time.Now).
 	Now func() time.Time
+	// Repos are the repositories of Org, keyed by name (compared case-insensitively, as GitHub compares
+	// them), for the deployment and commit endpoints (repos.go). New validates and copies them; AddRepo,
+	// AddCommit, SetBranch and SetTag change them later.
+	Repos map[string]Repo
 }
 
 // Server is a running fake GitHub API. Its methods are safe for concurrent use.
@@ -84,7 +92,8 @@ type Server struct {
 	delay       time.Duration
 	unknown     []artifact
 	cluster     clusterState  // the cluster endpoints (cluster.go)
-	changed     chan struct{} // closed and replaced whenever the record endpoint answers
+	repos       repoState     // the repository endpoints (repos.go)
+	changed     chan struct{} // closed and replaced whenever the record, cluster or repository endpoints answer
 	closed      chan struct{}
 	closeOnce   sync.Once
 }
@@ -122,8 +131,14 @@ func New(opts Options) (*Server, error) {
 			return nil, errors.New("githubtest: App.AppID and App.InstallationID must be positive")
 		}
 	}
+	repos, err := newRepoState(opts.Repos, opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	opts.Repos = nil // copied into repos
 	s := &Server{
 		opts:     opts,
+		repos:    repos,
 		current:  map[record.Key]*stored{},
 		statuses: map[int]int{},
 		tokens:   map[string]time.Time{},
@@ -138,6 +153,7 @@ func New(opts Options) (*Server, error) {
 	mux.HandleFunc(opts.PathPrefix+"/orgs/{org}/artifacts/metadata/deployment-record/cluster/{cluster}/jobs", s.handleClusterJobs)
 	mux.HandleFunc(opts.PathPrefix+"/orgs/{org}/artifacts/metadata/deployment-record/cluster/{cluster}/jobs/{job_id}", s.handleClusterJob)
 	mux.HandleFunc(opts.PathPrefix+"/app/installations/{installation_id}/access_tokens", s.handleAccessToken)
+	s.routeRepos(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "Not Found", "https://docs.github.com/rest")
 	})
@@ -355,12 +371,16 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-// acceptsGitHubJSON reports whether an Accept header asks for the GitHub JSON media type.
+// acceptsGitHubJSON reports whether an Accept header asks for a GitHub JSON media type: MediaType, MediaTypeV3
+// or a preview type (https://docs.github.com/rest/using-the-rest-api/media-types).
 func acceptsGitHubJSON(accept []string) bool {
 	for _, h := range accept {
 		for _, part := range strings.Split(h, ",") {
 			mt, _, _ := strings.Cut(part, ";")
-			if strings.EqualFold(strings.TrimSpace(mt), MediaType) {
+			mt = strings.ToLower(strings.TrimSpace(mt))
+			preview, isPreview := strings.CutPrefix(mt, "application/vnd.github.")
+			isPreview = isPreview && (strings.HasSuffix(preview, "-preview+json") || strings.HasSuffix(preview, "-preview"))
+			if mt == MediaType || mt == MediaTypeV3 || isPreview {
 				return true
 			}
 		}

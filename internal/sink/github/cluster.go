@@ -299,7 +299,7 @@ func (s *Sink) clusterJob(ctx context.Context, c clusterChunk, recs []record.Rec
 		case "failed":
 			causes := make([]string, 0, len(answer.Errors))
 			for _, f := range answer.Errors {
-				msg, _ := s.message([]byte(f.Cause), http.StatusInternalServerError)
+				msg := s.gh.BodyMessage([]byte(f.Cause), http.StatusInternalServerError)
 				causes = append(causes, msg)
 			}
 			return fmt.Errorf("job %d failed: %s", created.JobID, strings.Join(causes, "; "))
@@ -343,7 +343,7 @@ func (s *Sink) recordFailures(c clusterChunk, recs []record.Record, results []er
 // causeError classifies the cause of one failed record the way Post classifies the answer to that record alone:
 // an artifact or repository GitHub cannot find is a *sink.NotFoundError, a refusal a *sink.PermanentError.
 func (s *Sink) causeError(cause string) error {
-	msg, _ := s.message([]byte(cause), http.StatusUnprocessableEntity)
+	msg := s.gh.BodyMessage([]byte(cause), http.StatusUnprocessableEntity)
 	lc := strings.ToLower(msg)
 	has := func(subs ...string) bool {
 		for _, sub := range subs {
@@ -378,19 +378,14 @@ func (s *Sink) clusterDo(ctx context.Context, method, endpoint string, body []by
 	if err != nil {
 		return answer, err
 	}
-	resp, err := s.do(req)
+	resp, err := s.gh.Do(req)
 	if err != nil {
-		return answer, err
+		return answer, s.gh.Classify(err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		err := s.classify(resp)
+	if err := s.gh.ClassifyResponse(resp); err != nil {
 		var nf *sink.NotFoundError
 		var pe *sink.PermanentError
 		switch {
-		case resp.StatusCode == http.StatusUnauthorized && s.app != nil:
-			// As in Post: drop the refused installation token; the records are retried with a new one.
-			_ = s.app.reset()
-			return answer, fmt.Errorf("installation token refused: status %d: %s", resp.StatusCode, errMessage(err))
 		case errors.As(err, &nf):
 			return answer, &sink.PermanentError{StatusCode: http.StatusNotFound, Message: nf.Message}
 		case errors.As(err, &pe) && pe.StatusCode == http.StatusConflict:

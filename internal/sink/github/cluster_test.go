@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/deployment-tracker/deployment-tracker/internal/ghclient"
 	"github.com/deployment-tracker/deployment-tracker/internal/githubtest"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
@@ -200,7 +201,7 @@ func TestPostClusterBulkFailures(t *testing.T) {
 			want: wantErr{Class: sink.ClassRetryAfter, StatusCode: 403, At: reset, Message: "API rate limit exceeded"}, wantSet: 1},
 		{name: "permission 403", n: 10, inject: func(gh *githubtest.Server) {
 			gh.InjectNext(1, githubtest.Fault{Status: 403, Message: "Resource not accessible by integration"})
-		}, want: wantErr{Class: sink.ClassPermanent, StatusCode: 403, Message: "Resource not accessible"}, wantSet: 1},
+		}, want: wantErr{Class: sink.ClassCredentials, StatusCode: 403, Message: "Resource not accessible"}, wantSet: 1},
 		{name: "404 is about the request, not an artifact", n: 10, org: "other-org",
 			want: wantErr{Class: sink.ClassPermanent, StatusCode: 404, Message: "Not Found"}, wantSet: 1},
 		{name: "the second of three requests fails, the third is not sent", n: 2500, inject: func(gh *githubtest.Server) {
@@ -347,8 +348,8 @@ func startJob(t *testing.T, gh *githubtest.Server, cluster string) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+secretToken)
-	req.Header.Set("Accept", mediaType)
-	req.Header.Set("X-GitHub-Api-Version", apiVersion)
+	req.Header.Set("Accept", ghclient.MediaType)
+	req.Header.Set("X-GitHub-Api-Version", ghclient.APIVersion)
 	req.Header.Set("User-Agent", "test")
 	resp, err := gh.Client().Do(req)
 	if err != nil {
@@ -389,7 +390,7 @@ func TestPostClusterApp(t *testing.T) {
 	}
 	gh.RevokeTokens()
 	_, err = s.PostCluster(t.Context(), recs[:1])
-	checkErr(t, err, wantErr{Class: sink.ClassRetryable, Message: "installation token refused: status 401: Bad credentials"})
+	checkErr(t, err, wantErr{Class: sink.ClassCredentials, StatusCode: 401, Message: "Bad credentials"})
 	if _, err := s.PostCluster(t.Context(), recs[:1]); err != nil {
 		t.Fatalf("PostCluster after a refused token: %v", err)
 	}
@@ -446,7 +447,7 @@ func TestPostClusterRequest(t *testing.T) {
 				paths = append(paths, r.URL.EscapedPath())
 				mu.Unlock()
 				if r.Method != http.MethodPost || r.Header.Get("Authorization") != "Bearer "+secretToken ||
-					r.Header.Get("Accept") != mediaType || r.Header.Get("X-GitHub-Api-Version") != apiVersion ||
+					r.Header.Get("Accept") != ghclient.MediaType || r.Header.Get("X-GitHub-Api-Version") != ghclient.APIVersion ||
 					r.Header.Get("Content-Type") != "application/json" || r.Header.Get("User-Agent") == "" {
 					t.Errorf("request %s %v", r.Method, r.Header)
 				}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/deployment-tracker/deployment-tracker/internal/ghclient"
 	"github.com/deployment-tracker/deployment-tracker/internal/githubtest"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
@@ -59,7 +60,7 @@ func TestNewValidation(t *testing.T) {
 		{name: "GHES base URL with trailing slash", cfg: Config{BaseURL: "https://ghes.example.com/api/v3/", Org: "octo-org", Token: secretToken}},
 		{name: "app with key file", cfg: Config{Org: "octo-org", App: &AppConfig{AppID: 1, InstallationID: 2, PrivateKeyPath: keyFile}}},
 		{name: "app with key bytes", cfg: Config{Org: "octo-org", App: &AppConfig{AppID: 1, InstallationID: 2, PrivateKey: pemKey}}},
-		{name: "nothing", cfg: Config{}, wantErr: []string{"Org is required", "Token or App is required"}},
+		{name: "nothing", cfg: Config{}, wantErr: []string{"Org is required", "Token, TokenFile or App is required"}},
 		{name: "both credentials", cfg: Config{Org: "o", Token: secretToken, App: &AppConfig{AppID: 1, InstallationID: 2, PrivateKey: pemKey}}, wantErr: []string{"set exactly one"}},
 		{name: "relative base URL", cfg: Config{BaseURL: "api.github.com", Org: "o", Token: secretToken}, wantErr: []string{"BaseURL"}},
 		{name: "ftp base URL", cfg: Config{BaseURL: "ftp://example.com", Org: "o", Token: secretToken}, wantErr: []string{"BaseURL"}},
@@ -126,7 +127,7 @@ func TestPostRequest(t *testing.T) {
 	}
 	want := seen{
 		Method: http.MethodPost, Path: "/api/v3/orgs/octo-org/artifacts/metadata/deployment-record",
-		Accept: "application/vnd.github+json", APIVersion: "2022-11-28", UserAgent: "deployment-tracker/test",
+		Accept: "application/vnd.github.v3+json", APIVersion: "2022-11-28", UserAgent: "deployment-tracker/test",
 		Authorization: "Bearer " + secretToken, ContentType: "application/json", Record: testRecord(),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -137,7 +138,7 @@ func TestPostRequest(t *testing.T) {
 // wantErr describes the expected outcome of Post.
 type wantErr struct {
 	Class      sink.Class
-	StatusCode int       // of PermanentError and RetryAfterError
+	StatusCode int       // of PermanentError, CredentialsError and RetryAfterError
 	At         time.Time // of RetryAfterError
 	Message    string    // substring of the classified message
 }
@@ -149,7 +150,10 @@ func describe(err error) wantErr {
 	var ra *sink.RetryAfterError
 	var pe *sink.PermanentError
 	var nf *sink.NotFoundError
+	var ce *sink.CredentialsError
 	switch {
+	case errors.As(err, &ce):
+		d.StatusCode, d.Message = ce.StatusCode, ce.Message
 	case errors.As(err, &ra):
 		d.StatusCode, d.At, d.Message = ra.StatusCode, ra.At, ra.Message
 	case errors.As(err, &pe):
@@ -196,9 +200,11 @@ func TestPostClassification(t *testing.T) {
 		{name: "400", reply: reply{status: 400, body: `{"message":"Problems parsing JSON"}`},
 			want: wantErr{Class: sink.ClassPermanent, StatusCode: 400, Message: "Problems parsing JSON"}},
 		{name: "401", reply: reply{status: 401, body: `{"message":"Bad credentials"}`},
-			want: wantErr{Class: sink.ClassPermanent, StatusCode: 401, Message: "Bad credentials"}},
+			want: wantErr{Class: sink.ClassCredentials, StatusCode: 401, Message: "Bad credentials"}},
 		{name: "403 permission with routine rate headers", reply: reply{status: 403, header: routine, body: `{"message":"Resource not accessible by personal access token"}`},
-			want: wantErr{Class: sink.ClassPermanent, StatusCode: 403, Message: "Resource not accessible"}},
+			want: wantErr{Class: sink.ClassCredentials, StatusCode: 403, Message: "Resource not accessible"}},
+		{name: "403 SSO", reply: reply{status: 403, body: `{"message":"Resource protected by organization SAML enforcement. You must grant your Personal Access token access to this organization."}`},
+			want: wantErr{Class: sink.ClassCredentials, StatusCode: 403, Message: "SAML"}},
 		{name: "403 primary rate limit", reply: reply{status: 403, header: map[string]string{"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": strconv.FormatInt(reset.Unix(), 10)}, body: `{"message":"API rate limit exceeded for user ID 1."}`},
 			want: wantErr{Class: sink.ClassRetryAfter, StatusCode: 403, At: reset, Message: "API rate limit exceeded"}},
 		{name: "403 secondary with Retry-After", reply: reply{status: 403, header: map[string]string{"Retry-After": "30"}, body: `{"message":"You have exceeded a secondary rate limit."}`},
@@ -229,16 +235,16 @@ func TestPostClassification(t *testing.T) {
 		{name: "408", reply: reply{status: 408}, want: wantErr{Class: sink.ClassRetryable, Message: "status 408"}},
 		{name: "409", reply: reply{status: 409, body: `{"message":"Conflict"}`}, want: wantErr{Class: sink.ClassPermanent, StatusCode: 409, Message: "Conflict"}},
 		{name: "422 with errors", reply: reply{status: 422, body: `{"message":"Invalid request.","errors":["For 'properties/digest', \"x\" is too short.",{"field":"name"}]}`},
-			want: wantErr{Class: sink.ClassPermanent, StatusCode: 422, Message: `Invalid request.; For 'properties/digest', "x" is too short.; {"field":"name"}`}},
+			want: wantErr{Class: sink.ClassPermanent, StatusCode: 422, Message: `Invalid request.; For 'properties/digest', "x" is too short.; name`}},
 		{name: "500", reply: reply{status: 500, body: `{"message":"Server Error"}`}, want: wantErr{Class: sink.ClassRetryable, Message: "status 500: Server Error"}},
 		{name: "502 HTML", reply: reply{status: 502, body: "<html>bad gateway</html>"}, want: wantErr{Class: sink.ClassRetryable, Message: "<html>bad gateway</html>"}},
 		{name: "503", reply: reply{status: 503}, want: wantErr{Class: sink.ClassRetryable, Message: "Service Unavailable"}},
 		{name: "server echoes the token", reply: reply{status: 401, body: `{"message":"Bad credentials: Bearer ` + secretToken + `"}`},
-			want: wantErr{Class: sink.ClassPermanent, StatusCode: 401, Message: "Bad credentials: Bearer [REDACTED]"}},
+			want: wantErr{Class: sink.ClassCredentials, StatusCode: 401, Message: "Bad credentials: Bearer [REDACTED]"}},
 		{name: "huge message is bounded", reply: reply{status: 400, body: `{"message":"` + strings.Repeat("x", 32<<10) + `"}`},
-			want: wantErr{Class: sink.ClassPermanent, StatusCode: 400, Message: strings.Repeat("x", maxMessage) + "…"}},
+			want: wantErr{Class: sink.ClassPermanent, StatusCode: 400, Message: strings.Repeat("x", ghclient.MaxMessage) + "…"}},
 		{name: "huge body is bounded", reply: reply{status: 500, body: strings.Repeat("y", 8<<20)},
-			want: wantErr{Class: sink.ClassRetryable, Message: strings.Repeat("y", maxMessage) + "…"}},
+			want: wantErr{Class: sink.ClassRetryable, Message: strings.Repeat("y", ghclient.MaxMessage) + "…"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,7 +263,7 @@ func TestPostClassification(t *testing.T) {
 			}
 			err = s.Post(t.Context(), testRecord())
 			checkErr(t, err, tt.want)
-			if err != nil && len(err.Error()) > 2*maxMessage+200 {
+			if err != nil && len(err.Error()) > 2*ghclient.MaxMessage+200 {
 				t.Errorf("error is %d bytes long, want it bounded", len(err.Error()))
 			}
 		})

@@ -76,7 +76,7 @@ func TestTokenAgainstFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkErr(t, bad.Post(t.Context(), testRecord()), wantErr{Class: sink.ClassPermanent, StatusCode: 401, Message: "Bad credentials"})
+	checkErr(t, bad.Post(t.Context(), testRecord()), wantErr{Class: sink.ClassCredentials, StatusCode: 401, Message: "Bad credentials"})
 }
 
 // TestAppAgainstFake goes JWT → installation token → record through ghinstallation, against a fake shaped like
@@ -115,7 +115,7 @@ func TestAppAgainstFake(t *testing.T) {
 
 	// A revoked installation token fails one post, retryably, and the next post gets a fresh token.
 	gh.RevokeTokens()
-	checkErr(t, s.Post(t.Context(), testRecord()), wantErr{Class: sink.ClassRetryable, Message: "installation token refused: status 401: Bad credentials"})
+	checkErr(t, s.Post(t.Context(), testRecord()), wantErr{Class: sink.ClassCredentials, StatusCode: 401, Message: "Bad credentials"})
 	if err := s.Post(t.Context(), testRecord()); err != nil {
 		t.Fatalf("Post after a refused token: %v", err)
 	}
@@ -134,15 +134,15 @@ func TestAppTokenFailures(t *testing.T) {
 		want    wantErr
 		records int // posted after the failure by a second Post
 	}{
-		{name: "unknown installation is permanent, not an unknown artifact",
+		{name: "unknown installation refuses the credentials, not the artifact",
 			app:  AppConfig{AppID: testAppID, InstallationID: testInstallID + 1, PrivateKeyPath: app.keyPath},
-			want: wantErr{Class: sink.ClassPermanent, StatusCode: http.StatusNotFound, Message: "Not Found"}},
+			want: wantErr{Class: sink.ClassCredentials, StatusCode: http.StatusNotFound, Message: "installation not found: Not Found"}},
 		{name: "key of another App",
 			app:  AppConfig{AppID: testAppID, InstallationID: testInstallID, PrivateKeyPath: other.keyPath},
-			want: wantErr{Class: sink.ClassPermanent, StatusCode: http.StatusUnauthorized, Message: "A JSON web token could not be decoded"}},
+			want: wantErr{Class: sink.ClassCredentials, StatusCode: http.StatusUnauthorized, Message: "A JSON web token could not be decoded"}},
 		{name: "wrong App ID",
 			app:  AppConfig{AppID: testAppID + 1, InstallationID: testInstallID, PrivateKeyPath: app.keyPath},
-			want: wantErr{Class: sink.ClassPermanent, StatusCode: http.StatusUnauthorized, Message: "'Issuer' claim"}},
+			want: wantErr{Class: sink.ClassCredentials, StatusCode: http.StatusUnauthorized, Message: "'Issuer' claim"}},
 		{name: "token endpoint unavailable is retryable",
 			app: AppConfig{AppID: testAppID, InstallationID: testInstallID, PrivateKeyPath: app.keyPath},
 			inject: func(gh *githubtest.Server) {
@@ -209,7 +209,7 @@ func TestClassificationAgainstFake(t *testing.T) {
 			want: wantErr{Class: sink.ClassRetryAfter, StatusCode: 403, At: fixedNow.Add(time.Minute)}},
 		{name: "permission 403", inject: func(gh *githubtest.Server) {
 			gh.InjectNext(1, githubtest.Fault{Status: 403, Message: "Resource not accessible by integration"})
-		}, want: wantErr{Class: sink.ClassPermanent, StatusCode: 403, Message: "Resource not accessible by integration"}},
+		}, want: wantErr{Class: sink.ClassCredentials, StatusCode: 403, Message: "Resource not accessible by integration"}},
 		{name: "unknown artifact", inject: func(gh *githubtest.Server) { gh.UnknownArtifact("", testRecord().Digest) },
 			want: wantErr{Class: sink.ClassNotFound, Message: githubtest.UnknownArtifactMessage}},
 		{name: "invalid digest", inject: func(*githubtest.Server) {}, change: func(r *record.Record) { r.Digest = "sha256:abc" },
