@@ -1,6 +1,13 @@
 // Package dispatch delivers records to a sink: a rate-limited workqueue keyed by record key, so that a key is
 // never posted by two workers at once and a burst of pods of one workload collapses into one call, drained by N
 // workers with backoff, Retry-After pauses and client-side pacing below the API's secondary rate limits.
+//
+// A sink that refuses the credentials (sink.ClassCredentials: a 401, a permission 403, a token that cannot be
+// minted) is paused as a whole, like a Retry-After, with a pause that starts at CredentialsBaseDelay and
+// doubles up to CredentialsMaxDelay: nothing is dropped or charged a retry, other sinks keep going, and the
+// first success resumes it. The dispatchers tell of it with the deptracker_sink_credentials_refused gauge, one
+// log line per transition, the OnCredentials callback and, through the reporter, the ledger status of every
+// item waiting for the sink (once per item and episode).
 package dispatch
 
 import (
@@ -52,8 +59,21 @@ type Config struct {
 	// requests, and only what they did not deliver is posted one by one.
 	FirstSync func(ctx context.Context) (bool, error)
 	// Reporter, if set, is told the outcome of every post (the ledger records it). It is called on the
-	// worker while the key is still held, so that outcomes of one key are reported in order.
+	// worker while the key is still held, so that outcomes of one key are reported in order. While the sink
+	// refuses the credentials, each pending record is reported failed once (with the sink.CredentialsError),
+	// whether it was posted or only waits, and not again on each retry.
 	Reporter Reporter
+	// SinkName names the sink in the sink label of deptracker_sink_credentials_refused, in the logs and in
+	// OnCredentials (default "records"; the app uses the ledger's name, "github").
+	SinkName string
+	// CredentialsBaseDelay and CredentialsMaxDelay bound the pause of a sink that refuses the credentials:
+	// the first pause, doubled with each refused round up to the cap, each with up to 10% taken off at
+	// random (defaults 30s and 10m).
+	CredentialsBaseDelay, CredentialsMaxDelay time.Duration
+	// OnCredentials, if set, is called when the sink starts refusing the credentials (refused, with the
+	// error) and when it accepts them again (the first success). It is called on a worker: it must not block
+	// for long (the app emits a Kubernetes Event).
+	OnCredentials func(sink string, refused bool, err error)
 	// Now is the clock (default time.Now). It times Retry-After pauses, pacing, the negative cache and the drain;
 	// the workqueue's backoff between retries runs on the real clock.
 	Now func() time.Time
@@ -70,8 +90,13 @@ type Reporter interface {
 type Dispatcher struct {
 	cfg   Config
 	queue workqueue.TypedRateLimitingInterface[record.Key]
-	// sleep waits for d on the clock of cfg.Now, or until ctx ends; tests replace it with a fake clock's.
+	// sleep waits for d on the clock of cfg.Now, or until ctx ends; after queues k again in d on that clock
+	// (a key waiting for a sink that refuses the credentials). Tests replace both with a fake clock's.
 	sleep func(ctx context.Context, d time.Duration) error
+	after func(k record.Key, d time.Duration)
+	// jitter takes a random part off a credentials pause (jitterDown); tests make it exact.
+	jitter func(time.Duration) time.Duration
+	creds  credentialsObserver
 
 	mu        sync.Mutex
 	pending   map[record.Key][]item // records still to deliver, in order; the head may be being posted
@@ -83,9 +108,10 @@ type Dispatcher struct {
 	// unsure are the keys whose last post has no known outcome (in flight, or failed with a retryable error
 	// that may have come after the sink stored the record): the sink may hold it or delivered[k].
 	unsure    map[record.Key]struct{}
-	unknown   map[artifact]time.Time // 404 negative cache: artifact → expiry
-	pauseTill time.Time              // no post before this (Retry-After)
-	emptied   chan struct{}          // signalled when pending becomes empty, for the drain
+	unknown   map[artifact]time.Time  // 404 negative cache: artifact → expiry
+	pauseTill time.Time               // no post before this (Retry-After, refused credentials)
+	cred      credentials[record.Key] // whether the sink accepts the credentials
+	emptied   chan struct{}           // signalled when pending becomes empty, for the drain
 
 	minute, hour *rate.Limiter
 }
@@ -106,12 +132,18 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.UnknownArtifactTTL <= 0 {
 		cfg.UnknownArtifactTTL = time.Hour
 	}
+	if cfg.SinkName == "" {
+		cfg.SinkName = "records"
+	}
+	credentialsDefaults(&cfg.CredentialsBaseDelay, &cfg.CredentialsMaxDelay)
 	d := &Dispatcher{
 		cfg: cfg,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.NewTypedItemExponentialFailureRateLimiter[record.Key](cfg.BaseDelay, cfg.MaxDelay),
 			workqueue.TypedRateLimitingQueueConfig[record.Key]{Name: "deployment_records"}),
 		sleep:     sleep,
+		jitter:    jitterDown,
+		creds:     credentialsObserver{metrics: cfg.Metrics, log: cfg.Log, on: cfg.OnCredentials},
 		pending:   map[record.Key][]item{},
 		delivered: map[record.Key]record.Record{},
 		held:      map[record.Key]struct{}{},
@@ -119,8 +151,10 @@ func New(cfg Config) (*Dispatcher, error) {
 		unknown:   map[artifact]time.Time{},
 		emptied:   make(chan struct{}, 1),
 	}
+	d.after = func(k record.Key, dur time.Duration) { d.queue.AddAfter(k, dur) }
 	d.minute = pace(cfg.RequestsPerMinute, time.Minute)
 	d.hour = pace(cfg.RequestsPerHour, time.Hour)
+	d.creds.started(cfg.SinkName)
 	return d, nil
 }
 
@@ -175,6 +209,18 @@ func (d *Dispatcher) Delivered(k record.Key) (record.Record, bool) {
 	defer d.mu.Unlock()
 	r, ok := d.delivered[k]
 	return r, ok
+}
+
+// CredentialsRefused returns, by sink name, since when a sink refuses the credentials: the sink, while it
+// does; empty while it accepts them.
+func (d *Dispatcher) CredentialsRefused() map[string]time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]time.Time{}
+	if d.cred.refused {
+		out[d.cfg.SinkName] = d.cred.since
+	}
+	return out
 }
 
 // Idle reports whether nothing is waiting to be delivered.
@@ -252,6 +298,20 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		}
 		delete(d.unknown, a)
 	}
+	// While the sink refuses the credentials, its keys wait for the pause on a timer, not on a worker, and
+	// each is reported once, so that the ledger tells why it waits. k stays held, so that Desire does not
+	// cut the pause short.
+	if wait := d.pauseTill.Sub(d.cfg.Now()); d.cred.refused && wait > 0 {
+		report, credErr, until := d.cred.report(k), d.cred.err, d.pauseTill
+		d.mu.Unlock()
+		if report {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			d.report(func(r Reporter) { r.Failed(rctx, it.rec, credErr, d.queue.NumRequeues(k), until) })
+			cancel()
+		}
+		d.after(k, wait+time.Duration(rand.Int64N(int64(pauseJitter))))
+		return
+	}
 	// From here on the sink may end up holding it.rec whatever Desire does meanwhile.
 	d.unsure[k] = struct{}{}
 	d.mu.Unlock()
@@ -260,6 +320,9 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		d.queue.AddRateLimited(k)
 		return
 	}
+	d.mu.Lock()
+	round := d.cred.round
+	d.mu.Unlock()
 	start := d.cfg.Now()
 	err := d.cfg.Sink.Post(ctx, it.rec)
 	d.count(func(m *metrics.Metrics) { m.PostTimer.Observe(d.cfg.Now().Sub(start).Seconds()) })
@@ -275,7 +338,14 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		delete(d.unsure, k)
 		d.dropFirst(k, it.rec)
 		requeue := d.release(k)
+		resumed, since, until := d.cred.accept()
+		if resumed && d.pauseTill.Equal(until) {
+			d.pauseTill = time.Time{} // the pause was the refusal's alone
+		}
 		d.mu.Unlock()
+		if resumed {
+			d.creds.accepted(d.cfg.SinkName, since, d.cfg.Now())
+		}
 		d.queue.Forget(k)
 		d.count(func(m *metrics.Metrics) {
 			m.PostOK.Inc()
@@ -303,6 +373,18 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 			d.queue.Add(k)
 		} else {
 			d.queue.AddRateLimited(k) // no usable pause: back off, or a sink that keeps refusing spins
+		}
+	case sink.ClassCredentials:
+		// Nothing is wrong with the record: it stays pending, uncharged, and the whole sink pauses.
+		until, report := d.refuse(&k, round, err)
+		d.count(func(m *metrics.Metrics) { m.PostCredentialsRefused.Inc(); m.PostSoftFail.Inc() })
+		if report {
+			d.report(func(r Reporter) { r.Failed(rctx, it.rec, err, d.queue.NumRequeues(k)+1, until) })
+		}
+		if wait := until.Sub(d.cfg.Now()); wait > 0 {
+			d.after(k, wait+time.Duration(rand.Int64N(int64(pauseJitter))))
+		} else {
+			d.queue.AddRateLimited(k)
 		}
 	case sink.ClassNotFound:
 		d.report(func(r Reporter) { r.Failed(rctx, it.rec, err, d.queue.NumRequeues(k)+1, time.Time{}) })
@@ -343,6 +425,25 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		log.Info("Post failed; will retry", "attempt", n+1, "error", err.Error())
 		d.queue.AddRateLimited(k)
 	}
+}
+
+// refuse records that the sink refused the credentials to a post begun in round (of k; nil: a bulk request),
+// pauses the sink and tells of the transition. It returns the end of the pause, and whether k is to be
+// reported (the first refusal of k in this episode).
+func (d *Dispatcher) refuse(k *record.Key, round uint64, err error) (until time.Time, report bool) {
+	now := d.cfg.Now()
+	d.mu.Lock()
+	pause, first, grown := d.cred.refuse(now, round, err, d.cfg.CredentialsBaseDelay, d.cfg.CredentialsMaxDelay, d.jitter)
+	if d.cred.until.After(d.pauseTill) {
+		d.pauseTill = d.cred.until
+	}
+	until, since := d.pauseTill, d.cred.since
+	if k != nil {
+		report = d.cred.report(*k)
+	}
+	d.mu.Unlock()
+	d.creds.refused(d.cfg.SinkName, err, pause, first, grown, since, now)
+	return until, report
 }
 
 // dropFirst removes r from the head of k's pending records if it is still there (a newer record may have
@@ -462,9 +563,17 @@ func (d *Dispatcher) bulk(ctx context.Context, cs sink.ClusterSink) {
 	}
 	log := d.cfg.Log.WithValues("records", len(recs))
 	log.Info("First sync of the cluster: delivering in bulk")
+	d.mu.Lock()
+	round := d.cred.round
+	d.mu.Unlock()
 	start := d.cfg.Now()
 	results, err := cs.PostCluster(ctx, recs)
-	if err != nil {
+	switch sink.Classify(err) {
+	case sink.ClassNone:
+	case sink.ClassCredentials:
+		// Logged as the sink's transition; the records wait for the pause like any other.
+		d.refuse(nil, round, err)
+	default:
 		log.Error(err, "Bulk delivery failed; the records not delivered are posted one by one")
 		var ra *sink.RetryAfterError
 		if errors.As(err, &ra) {

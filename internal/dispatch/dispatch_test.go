@@ -28,6 +28,8 @@ func TestNew(t *testing.T) {
 	type settings struct {
 		Workers                                       int
 		BaseDelay, MaxDelay, UnknownTTL, DrainTimeout time.Duration
+		CredentialsBase, CredentialsMax               time.Duration
+		SinkName                                      string
 	}
 	tests := []struct {
 		name    string
@@ -39,17 +41,23 @@ func TestNew(t *testing.T) {
 		{
 			name: "defaults",
 			cfg:  Config{Sink: fake},
-			want: settings{Workers: 2, BaseDelay: time.Second, MaxDelay: 5 * time.Minute, UnknownTTL: time.Hour, DrainTimeout: 20 * time.Second},
+			want: settings{Workers: 2, BaseDelay: time.Second, MaxDelay: 5 * time.Minute, UnknownTTL: time.Hour, DrainTimeout: 20 * time.Second, CredentialsBase: 30 * time.Second, CredentialsMax: 10 * time.Minute, SinkName: "records"},
 		},
 		{
 			name: "explicit values kept",
 			cfg:  Config{Sink: fake, Workers: 7, BaseDelay: time.Millisecond, MaxDelay: time.Second, UnknownArtifactTTL: time.Minute, DrainTimeout: time.Second},
-			want: settings{Workers: 7, BaseDelay: time.Millisecond, MaxDelay: time.Second, UnknownTTL: time.Minute, DrainTimeout: time.Second},
+			want: settings{Workers: 7, BaseDelay: time.Millisecond, MaxDelay: time.Second, UnknownTTL: time.Minute, DrainTimeout: time.Second, CredentialsBase: 30 * time.Second, CredentialsMax: 10 * time.Minute, SinkName: "records"},
+		},
+		{
+			name: "credentials pause and sink name kept, its cap raised to its base",
+			cfg:  Config{Sink: fake, CredentialsBaseDelay: time.Hour, CredentialsMaxDelay: time.Minute, SinkName: "github"},
+			want: settings{Workers: 2, BaseDelay: time.Second, MaxDelay: 5 * time.Minute, UnknownTTL: time.Hour, DrainTimeout: 20 * time.Second,
+				CredentialsBase: time.Hour, CredentialsMax: time.Hour, SinkName: "github"},
 		},
 		{
 			name: "max delay raised to base delay",
 			cfg:  Config{Sink: fake, BaseDelay: time.Minute, MaxDelay: time.Second},
-			want: settings{Workers: 2, BaseDelay: time.Minute, MaxDelay: time.Minute, UnknownTTL: time.Hour, DrainTimeout: 20 * time.Second},
+			want: settings{Workers: 2, BaseDelay: time.Minute, MaxDelay: time.Minute, UnknownTTL: time.Hour, DrainTimeout: 20 * time.Second, CredentialsBase: 30 * time.Second, CredentialsMax: 10 * time.Minute, SinkName: "records"},
 		},
 	}
 	for _, tt := range tests {
@@ -62,7 +70,8 @@ func TestNew(t *testing.T) {
 				return
 			}
 			defer d.queue.ShutDown()
-			got := settings{d.cfg.Workers, d.cfg.BaseDelay, d.cfg.MaxDelay, d.cfg.UnknownArtifactTTL, d.cfg.DrainTimeout}
+			got := settings{d.cfg.Workers, d.cfg.BaseDelay, d.cfg.MaxDelay, d.cfg.UnknownArtifactTTL, d.cfg.DrainTimeout,
+				d.cfg.CredentialsBaseDelay, d.cfg.CredentialsMaxDelay, d.cfg.SinkName}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("settings (-want +got):\n%s", diff)
 			}

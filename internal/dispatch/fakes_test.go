@@ -398,6 +398,16 @@ func newHarness(t testing.TB, cfg Config, clock *fakeClock) *harness {
 	}
 	if clock != nil {
 		d.sleep = clock.Sleep
+		// Timers on the fake clock: a key waiting for a paused sink is a sleeper until the test advances it.
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		d.after = func(k record.Key, dur time.Duration) {
+			go func() {
+				if clock.Sleep(ctx, dur) == nil {
+					d.queue.Add(k)
+				}
+			}()
+		}
 	}
 	h.d = d
 	t.Cleanup(func() {

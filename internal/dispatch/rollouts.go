@@ -26,7 +26,17 @@ type RolloutsConfig struct {
 	Sinks map[string]sink.RolloutSink
 	// Reporter, if set, is told the outcome of every notification (the ledger records it). It is called on
 	// the worker while the key is still held, so that outcomes of one sink and rollout are reported in order.
+	// While a sink refuses the credentials, each rollout pending for it is reported failed once (with the
+	// sink.CredentialsError), whether it was notified or only waits, and not again on each retry.
 	Reporter RolloutReporter
+	// CredentialsBaseDelay and CredentialsMaxDelay bound the pause of a sink that refuses the credentials:
+	// the first pause, doubled with each refused round up to the cap, each with up to 10% taken off at
+	// random (defaults 30s and 10m). Each sink has its own.
+	CredentialsBaseDelay, CredentialsMaxDelay time.Duration
+	// OnCredentials, if set, is called when a sink starts refusing the credentials (refused, with the error)
+	// and when it accepts them again (its first success). It is called on a worker: it must not block for
+	// long (the app emits a Kubernetes Event).
+	OnCredentials func(sink string, refused bool, err error)
 	// Workers is the number of concurrent notifications, all sinks together (default 2).
 	Workers int
 	// BaseDelay and MaxDelay bound the exponential backoff of retryable failures (defaults 1s and 5m).
@@ -67,12 +77,16 @@ type Rollouts struct {
 	// in d on that clock (a Retry-After pause). Tests replace both with a fake clock's.
 	sleep func(ctx context.Context, d time.Duration) error
 	after func(k rolloutKey, d time.Duration)
+	// jitter takes a random part off a credentials pause (jitterDown); tests make it exact.
+	jitter func(time.Duration) time.Duration
+	creds  credentialsObserver
 
 	mu        sync.Mutex
 	entries   map[rolloutKey]*rolloutEntry
-	npending  int                  // entries with a pending snapshot
-	pauseTill map[string]time.Time // per sink: no notification before this (Retry-After)
-	emptied   chan struct{}        // signalled when npending drops to 0, for the drain
+	npending  int                                 // entries with a pending snapshot
+	pauseTill map[string]time.Time                // per sink: no notification before this (Retry-After, refused credentials)
+	cred      map[string]*credentials[rolloutKey] // per sink
+	emptied   chan struct{}                       // signalled when npending drops to 0, for the drain
 }
 
 // rolloutKey identifies what one sink is told of one rollout.
@@ -120,6 +134,7 @@ func NewRollouts(cfg RolloutsConfig) (*Rollouts, error) {
 		return nil, err
 	}
 	defaults(&cfg.Workers, &cfg.BaseDelay, &cfg.MaxDelay, &cfg.DrainTimeout, &cfg.Now, &cfg.Log)
+	credentialsDefaults(&cfg.CredentialsBaseDelay, &cfg.CredentialsMaxDelay)
 	cfg.Sinks = maps.Clone(cfg.Sinks)
 	d := &Rollouts{
 		cfg:   cfg,
@@ -128,11 +143,18 @@ func NewRollouts(cfg RolloutsConfig) (*Rollouts, error) {
 			workqueue.NewTypedItemExponentialFailureRateLimiter[rolloutKey](cfg.BaseDelay, cfg.MaxDelay),
 			workqueue.TypedRateLimitingQueueConfig[rolloutKey]{Name: "rollout_notifications"}),
 		sleep:     sleep,
+		jitter:    jitterDown,
+		creds:     credentialsObserver{metrics: cfg.Metrics, log: cfg.Log, on: cfg.OnCredentials},
 		entries:   map[rolloutKey]*rolloutEntry{},
 		pauseTill: map[string]time.Time{},
+		cred:      map[string]*credentials[rolloutKey]{},
 		emptied:   make(chan struct{}, 1),
 	}
 	d.after = func(k rolloutKey, dur time.Duration) { d.queue.AddAfter(k, dur) }
+	for _, name := range d.names {
+		d.cred[name] = &credentials[rolloutKey]{}
+		d.creds.started(name)
+	}
 	return d, nil
 }
 
@@ -228,6 +250,20 @@ func (d *Rollouts) Forget(w owner.Workload, revision int64) {
 	}
 }
 
+// CredentialsRefused returns, by sink name, since when each sink that refuses the credentials does; empty
+// while every sink accepts them.
+func (d *Rollouts) CredentialsRefused() map[string]time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]time.Time{}
+	for name, c := range d.cred {
+		if c.refused {
+			out[name] = c.since
+		}
+	}
+	return out
+}
+
 // Idle reports whether nothing is waiting to be delivered.
 func (d *Rollouts) Idle() bool {
 	d.mu.Lock()
@@ -280,9 +316,17 @@ func (d *Rollouts) deliver(ctx context.Context, k rolloutKey) {
 		return
 	}
 	e.held = true
-	// A paused sink's keys wait on a timer, not on a worker, so that the other sinks keep their workers.
+	cred := d.cred[k.sink]
+	// A paused sink's keys wait on a timer, not on a worker, so that the other sinks keep their workers. A
+	// rollout waiting for a sink that refuses the credentials is reported once, so that the ledger tells why.
 	if wait := d.pauseTill[k.sink].Sub(d.cfg.Now()); wait > 0 {
+		report, credErr, until, snap := cred.report(k), cred.err, d.pauseTill[k.sink], *e.pending
 		d.mu.Unlock()
+		if report {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			d.report(func(r RolloutReporter) { r.RolloutFailed(rctx, snap, k.sink, credErr, d.queue.NumRequeues(k), until) })
+			cancel()
+		}
 		d.after(k, wait+time.Duration(rand.Int64N(int64(pauseJitter))))
 		return
 	}
@@ -290,6 +334,7 @@ func (d *Rollouts) deliver(ctx context.Context, k rolloutKey) {
 	n := rollout.Notification{Rollout: snap, Acknowledged: e.ackPhase, State: maps.Clone(e.ackState)}
 	// From here on the sink may act on snap whatever Notify does meanwhile.
 	e.unsure = true
+	round := cred.round
 	d.mu.Unlock()
 
 	state, err := d.cfg.Sinks[k.sink].Notify(ctx, n)
@@ -307,7 +352,14 @@ func (d *Rollouts) deliver(ctx context.Context, k rolloutKey) {
 			e.ackState = maps.Clone(state)
 		}
 		requeue := d.done(k, e, snap)
+		resumed, since, until := cred.accept()
+		if resumed && d.pauseTill[k.sink].Equal(until) {
+			delete(d.pauseTill, k.sink) // the pause was the refusal's alone
+		}
 		d.mu.Unlock()
+		if resumed {
+			d.creds.accepted(k.sink, since, d.cfg.Now())
+		}
 		d.queue.Forget(k)
 		log.V(1).Info("Rollout notification delivered")
 		if requeue {
@@ -328,6 +380,27 @@ func (d *Rollouts) deliver(ctx context.Context, k rolloutKey) {
 			d.after(k, wait+time.Duration(rand.Int64N(int64(pauseJitter))))
 		} else {
 			d.queue.AddRateLimited(k) // no usable pause: back off, or a sink that keeps refusing spins
+		}
+	case sink.ClassCredentials:
+		// Nothing is wrong with the rollout: it stays pending, uncharged, and the whole sink pauses; the
+		// other sinks go on.
+		now := d.cfg.Now()
+		d.mu.Lock()
+		pause, first, grown := cred.refuse(now, round, err, d.cfg.CredentialsBaseDelay, d.cfg.CredentialsMaxDelay, d.jitter)
+		if cred.until.After(d.pauseTill[k.sink]) {
+			d.pauseTill[k.sink] = cred.until
+		}
+		until, since, report := d.pauseTill[k.sink], cred.since, cred.report(k)
+		d.mu.Unlock()
+		d.count(k.sink, metrics.NotificationCredentialsRefused)
+		d.creds.refused(k.sink, err, pause, first, grown, since, now)
+		if report {
+			d.report(func(r RolloutReporter) { r.RolloutFailed(rctx, snap, k.sink, err, d.queue.NumRequeues(k)+1, until) })
+		}
+		if wait := until.Sub(d.cfg.Now()); wait > 0 {
+			d.after(k, wait+time.Duration(rand.Int64N(int64(pauseJitter))))
+		} else {
+			d.queue.AddRateLimited(k)
 		}
 	case sink.ClassNotFound, sink.ClassPermanent:
 		d.count(k.sink, metrics.NotificationRejected)

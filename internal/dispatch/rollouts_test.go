@@ -422,6 +422,7 @@ func TestNewRollouts(t *testing.T) {
 	type settings struct {
 		Workers                           int
 		BaseDelay, MaxDelay, DrainTimeout time.Duration
+		CredentialsBase, CredentialsMax   time.Duration
 	}
 	tests := []struct {
 		name    string
@@ -434,22 +435,28 @@ func TestNewRollouts(t *testing.T) {
 		{
 			name: "no sinks",
 			cfg:  RolloutsConfig{},
-			want: settings{Workers: 2, BaseDelay: time.Second, MaxDelay: 5 * time.Minute, DrainTimeout: 20 * time.Second},
+			want: settings{Workers: 2, BaseDelay: time.Second, MaxDelay: 5 * time.Minute, DrainTimeout: 20 * time.Second, CredentialsBase: 30 * time.Second, CredentialsMax: 10 * time.Minute},
 		},
 		{
 			name: "defaults",
 			cfg:  RolloutsConfig{Sinks: map[string]sink.RolloutSink{"slack": fake}},
-			want: settings{Workers: 2, BaseDelay: time.Second, MaxDelay: 5 * time.Minute, DrainTimeout: 20 * time.Second},
+			want: settings{Workers: 2, BaseDelay: time.Second, MaxDelay: 5 * time.Minute, DrainTimeout: 20 * time.Second, CredentialsBase: 30 * time.Second, CredentialsMax: 10 * time.Minute},
 		},
 		{
 			name: "explicit values kept",
 			cfg:  RolloutsConfig{Sinks: map[string]sink.RolloutSink{"slack": fake}, Workers: 7, BaseDelay: time.Millisecond, MaxDelay: time.Second, DrainTimeout: time.Second},
-			want: settings{Workers: 7, BaseDelay: time.Millisecond, MaxDelay: time.Second, DrainTimeout: time.Second},
+			want: settings{Workers: 7, BaseDelay: time.Millisecond, MaxDelay: time.Second, DrainTimeout: time.Second, CredentialsBase: 30 * time.Second, CredentialsMax: 10 * time.Minute},
+		},
+		{
+			name: "credentials pause kept, its cap raised to its base",
+			cfg:  RolloutsConfig{Sinks: map[string]sink.RolloutSink{"slack": fake}, CredentialsBaseDelay: time.Hour, CredentialsMaxDelay: time.Minute},
+			want: settings{Workers: 2, BaseDelay: time.Second, MaxDelay: 5 * time.Minute, DrainTimeout: 20 * time.Second,
+				CredentialsBase: time.Hour, CredentialsMax: time.Hour},
 		},
 		{
 			name: "max delay raised to base delay",
 			cfg:  RolloutsConfig{Sinks: map[string]sink.RolloutSink{"slack": fake}, BaseDelay: time.Minute, MaxDelay: time.Second},
-			want: settings{Workers: 2, BaseDelay: time.Minute, MaxDelay: time.Minute, DrainTimeout: 20 * time.Second},
+			want: settings{Workers: 2, BaseDelay: time.Minute, MaxDelay: time.Minute, DrainTimeout: 20 * time.Second, CredentialsBase: 30 * time.Second, CredentialsMax: 10 * time.Minute},
 		},
 	}
 	for _, tt := range tests {
@@ -462,7 +469,7 @@ func TestNewRollouts(t *testing.T) {
 				return
 			}
 			defer d.queue.ShutDown()
-			got := settings{d.cfg.Workers, d.cfg.BaseDelay, d.cfg.MaxDelay, d.cfg.DrainTimeout}
+			got := settings{d.cfg.Workers, d.cfg.BaseDelay, d.cfg.MaxDelay, d.cfg.DrainTimeout, d.cfg.CredentialsBaseDelay, d.cfg.CredentialsMaxDelay}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("settings (-want +got):\n%s", diff)
 			}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -24,6 +25,7 @@ import (
 
 	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 )
 
 // SinkGitHub names the GitHub sink in the status.
@@ -174,11 +176,12 @@ func (l *Ledger) Delivered(ctx context.Context, r record.Record) error {
 }
 
 // Failed records a failed post of r: the error, the attempts so far and when the next one is due (zero: not
-// retried).
+// retried). A sink that refuses the credentials (a sink.CredentialsError) makes the Synced condition's reason
+// CredentialsRefused.
 func (l *Ledger) Failed(ctx context.Context, r record.Record, postErr error, attempts int, next time.Time) error {
 	return l.status(ctx, r, func(_ *v1alpha1.DeploymentRecord, s *v1alpha1.SinkStatus) {
 		s.Attempts = int32(min(attempts, 1<<30))
-		s.LastError = truncate(postErr.Error(), 1024)
+		s.LastError = lastError(postErr, 1024)
 		s.NextRetry = nil
 		if !next.IsZero() {
 			t := metav1.NewTime(next)
@@ -247,9 +250,9 @@ func setSynced(dr *v1alpha1.DeploymentRecord, now time.Time) {
 	for _, s := range dr.Status.Sinks {
 		switch {
 		case s.LastError != "":
-			c.Status, c.Reason, c.Message = metav1.ConditionFalse, "PostFailed", s.Sink+": "+s.LastError
+			c.Status, c.Reason, c.Message = metav1.ConditionFalse, failureReason(s.LastError, "PostFailed"), s.Sink+": "+s.LastError
 		case s.ObservedGeneration != dr.Generation || s.Digest != dr.Spec.Digest || s.Status != dr.Spec.Status:
-			if c.Reason != "PostFailed" {
+			if c.Reason != "PostFailed" && c.Reason != ReasonCredentialsRefused {
 				c.Status, c.Reason, c.Message = metav1.ConditionFalse, "Pending", s.Sink+": not accepted yet"
 			}
 		}
@@ -303,6 +306,33 @@ func matches(s v1alpha1.DeploymentRecordSpec, r record.Record) bool {
 func equalSpec(a, b v1alpha1.DeploymentRecordSpec) bool {
 	return record.Equal(recordOf(a), recordOf(b)) && a.Workload == b.Workload && a.Container == b.Container &&
 		a.Source == b.Source && a.FirstSeen.Equal(&b.FirstSeen) && a.PodStarted.Equal(b.PodStarted) && a.Revision == b.Revision
+}
+
+// ReasonCredentialsRefused is the reason of the Synced and Delivered conditions while a sink refuses the
+// tracker's credentials: the record or rollout is kept pending, and delivered once the credentials work again.
+const ReasonCredentialsRefused = "CredentialsRefused"
+
+// credentialsPrefix starts the lastError of a sink that refuses the credentials: the text of a
+// sink.CredentialsError, which lastError stores unwrapped so that the conditions, computed again on every
+// write from the stored status, can tell it from other failures.
+const credentialsPrefix = "credentials refused: "
+
+// lastError is the lastError to store for err, cut at n bytes: a sink.CredentialsError's own text (it names
+// the sink's request), anything else as it is.
+func lastError(err error, n int) string {
+	var ce *sink.CredentialsError
+	if errors.As(err, &ce) {
+		return truncate(ce.Error(), n)
+	}
+	return truncate(err.Error(), n)
+}
+
+// failureReason is the condition reason of a sink status with lastError msg: CredentialsRefused, else other.
+func failureReason(msg, other string) string {
+	if strings.HasPrefix(msg, credentialsPrefix) {
+		return ReasonCredentialsRefused
+	}
+	return other
 }
 
 // truncate cuts s to at most n bytes, on a character boundary: the API server stores valid UTF-8 only.

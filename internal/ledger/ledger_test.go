@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -27,6 +28,7 @@ import (
 
 	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 )
 
 // The ledger is tested against controller-runtime's fake client, used as both Client and Reader as the
@@ -609,12 +611,33 @@ func postFailed(gen int64, msg string) *condition {
 	return &condition{Status: metav1.ConditionFalse, Reason: "PostFailed", Message: "github: " + msg, ObservedGeneration: gen}
 }
 
+func credentialsRefused(gen int64, msg string) *condition {
+	return &condition{Status: metav1.ConditionFalse, Reason: ReasonCredentialsRefused, Message: "github: " + msg, ObservedGeneration: gen}
+}
+
+// TestCredentialsPrefix ties the ledger's recognition of a refusal to the text of sink.CredentialsError.
+func TestCredentialsPrefix(t *testing.T) {
+	err := fmt.Errorf("post ghcr.io/octo-org/web to github: %w", &sink.CredentialsError{StatusCode: 401, Message: "Bad credentials"})
+	got := lastError(err, 1024)
+	if !strings.HasPrefix(got, credentialsPrefix) {
+		t.Errorf("lastError() = %q, want it to start with %q", got, credentialsPrefix)
+	}
+	if r := failureReason(got, "PostFailed"); r != ReasonCredentialsRefused {
+		t.Errorf("failureReason(%q) = %q, want %q", got, r, ReasonCredentialsRefused)
+	}
+	if r := failureReason("post x: 503 Service Unavailable", "PostFailed"); r != "PostFailed" {
+		t.Errorf("failureReason(503) = %q, want PostFailed", r)
+	}
+}
+
 func ptrTime(t time.Time) *metav1.Time { return new(metav1.NewTime(t)) }
 
 // TestDelivery drives a record through puts, deliveries and failures, and checks the sink status, the Synced
 // condition and what List makes of them.
 func TestDelivery(t *testing.T) {
 	errUnavailable := errors.New("post ghcr.io/octo-org/web to github: 503 Service Unavailable")
+	refused := &sink.CredentialsError{StatusCode: 401, Message: "Bad credentials"}
+	errRefused := fmt.Errorf("post ghcr.io/octo-org/web to github: %w", refused)
 	later, retry := t1.Add(time.Minute), t1.Add(2*time.Minute)
 	m := decidedBy(0, v1alpha1.SourceWebhook)
 	mB := decidedBy(5*time.Minute, v1alpha1.SourceInformer)
@@ -657,6 +680,27 @@ func TestDelivery(t *testing.T) {
 			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Attempts: 1, LastError: errUnavailable.Error()}},
 			wantCondition: postFailed(1, errUnavailable.Error()),
 			want:          Entry{Want: recA, Meta: m},
+		},
+		{
+			name:          "credentials refused: the refusal's own text, reason CredentialsRefused",
+			ops:           []op{put(t1, recA, m), failed(later, recA, errRefused, 1, retry)},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Attempts: 1, LastError: refused.Error(), NextRetry: ptrTime(retry)}},
+			wantCondition: credentialsRefused(1, refused.Error()),
+			want:          Entry{Want: recA, Meta: m},
+		},
+		{
+			name:          "credentials refused, then a new digest: still CredentialsRefused",
+			ops:           []op{put(t1, recA, m), failed(later, recA, errRefused, 1, retry), put(retry, recB, mB)},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Attempts: 1, LastError: refused.Error(), NextRetry: ptrTime(retry)}},
+			wantCondition: credentialsRefused(2, refused.Error()),
+			want:          Entry{Want: recB, Meta: mB},
+		},
+		{
+			name:          "credentials refused, then delivered: cleared",
+			ops:           []op{put(t1, recA, m), failed(t1, recA, errRefused, 1, retry), delivered(later, recA)},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Digest: dA, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(later)}},
+			wantCondition: accepted(1),
+			want:          Entry{Want: recA, Meta: m, Have: &recA, Synced: true},
 		},
 		{
 			name:          "failed with a long error: cut on a character boundary",

@@ -31,6 +31,9 @@ const (
 	NotificationRetried     = "retried"
 	NotificationRateLimited = "rate_limited"
 	NotificationRejected    = "rejected"
+	// NotificationCredentialsRefused is a sink refusing the credentials (sink.CredentialsError): the
+	// notification stays pending while the whole sink pauses.
+	NotificationCredentialsRefused = "credentials_refused"
 )
 
 // Metrics are the tracker's collectors. The deptracker_* names without unit suffix keep the names of the
@@ -60,6 +63,12 @@ type Metrics struct {
 	RolloutNotifications  *prometheus.CounterVec // sink, outcome
 	RolloutPending        prometheus.Gauge
 	SlackErrors           *prometheus.CounterVec // error: a Slack error code from a fixed list, else "other"
+	// PostCredentialsRefused counts record posts the sink answered with refused credentials (401, permission
+	// 403, a token that cannot be minted); the record stays pending.
+	PostCredentialsRefused prometheus.Counter
+	// SinkCredentialsRefused is 1 while a sink refuses the tracker's credentials (posting to it is paused,
+	// nothing is dropped), else 0; by sink name: the records' sink ("github") and the rollout sinks ("slack").
+	SinkCredentialsRefused *prometheus.GaugeVec // sink
 }
 
 // New creates the collectors and registers them on reg.
@@ -82,7 +91,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "deptracker_post_record_ok", Help: "The total number of records accepted by the sink.",
 		}),
 		PostSoftFail: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "deptracker_post_record_soft_fail", Help: "The total number of recoverable post failures (network, 5xx, rate limits); the record is retried.",
+			Name: "deptracker_post_record_soft_fail", Help: "The total number of recoverable post failures (network, 5xx, rate limits, refused credentials); the record is retried.",
 		}),
 		PostHardFail: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "deptracker_post_record_hard_fail", Help: "The total number of records given up on (not retried).",
@@ -135,7 +144,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		RolloutNotifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "deptracker_rollout_notifications_total",
-			Help: "Rollout notifications handed to a sink, by sink and outcome (delivered, retried, rate_limited, rejected).",
+			Help: "Rollout notifications handed to a sink, by sink and outcome (delivered, retried, rate_limited, rejected, credentials_refused).",
 		}, []string{"sink", "outcome"}),
 		RolloutPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "deptracker_rollout_notifications_pending",
@@ -146,6 +155,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		Name: "deptracker_slack_errors_total", Help: "The total number of Slack API calls that failed, by Slack error code (a fixed list, else other).",
 	}, []string{"error"})
 	reg.MustRegister(m.SlackErrors)
+	m.PostCredentialsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "deptracker_post_record_credentials_refused_total",
+		Help: "The total number of posts the sink answered with refused credentials (401, permission 403, token minting refused); the record stays pending.",
+	})
+	m.SinkCredentialsRefused = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "deptracker_sink_credentials_refused",
+		Help: "1 while the sink refuses the tracker's credentials (posting to it is paused with backoff, nothing is dropped), else 0.",
+	}, []string{"sink"})
+	reg.MustRegister(m.PostCredentialsRefused, m.SinkCredentialsRefused)
 	reg.MustRegister(m.EventsProcessedOK, m.EventsProcessedFailed, m.EventsProcessedTimer, m.PostTimer, m.PostOK,
 		m.PostSoftFail, m.PostHardFail, m.PostClientError, m.PostNoAttestation, m.PostRateLimited,
 		m.UnknownArtifactHit, m.Admission, m.QueueDepth, m.PendingRecords, m.DigestMismatch, m.ContainersSkipped,

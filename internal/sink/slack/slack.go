@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,10 +70,23 @@ type NamespaceReader interface {
 	Namespace(ctx context.Context, name string) (md Metadata, found bool, err error)
 }
 
+// DefaultTokenFileInterval is how often, at most, the sink looks whether TokenFile changed.
+const DefaultTokenFileInterval = 10 * time.Second
+
+// maxTokenFile bounds what is read of the token file.
+const maxTokenFile = 64 << 10
+
 // Config configures the sink.
 type Config struct {
-	// Token is the bot token (xoxb-…), with the chat:write scope. Required.
+	// Token is the bot token (xoxb-…), with the chat:write scope. Required unless TokenFile is set.
 	Token string
+	// TokenFile, if set, is the file the token comes from (SLACK_TOKEN_FILE, a mounted Secret): New reads it
+	// (Token is the fallback when it cannot), and the sink reads it again when it changes, so that a rotated
+	// token is used without a restart. The file's identity, modification time and size are looked at on use,
+	// at most every TokenFileInterval; an empty or unreadable file keeps the last good token.
+	TokenFile string
+	// TokenFileInterval is how often, at most, TokenFile is looked at (default DefaultTokenFileInterval).
+	TokenFileInterval time.Duration
 	// Channel is the default channel: an ID (C…) or a name (#deploys). Required.
 	Channel string
 	// LogicalEnvironment and Cluster are shown in every message.
@@ -99,11 +113,18 @@ type Config struct {
 
 // Sink posts and updates one Slack message per rollout.
 type Sink struct {
-	cfg    Config
-	client *slackapi.Client
+	cfg Config
+	hc  *http.Client // bounds what is read of every response
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter // by channel as sent
+
+	tokMu     sync.Mutex
+	token     string           // the token in use
+	client    *slackapi.Client // the client of token
+	checked   time.Time        // when TokenFile was last looked at
+	file      os.FileInfo      // TokenFile as it was when token was read from it
+	reloadErr error            // why TokenFile could not be read again, nil once it could
 }
 
 var _ sink.RolloutSink = (*Sink)(nil)
@@ -111,7 +132,17 @@ var _ sink.RolloutSink = (*Sink)(nil)
 // New validates cfg, fills its defaults and returns the sink.
 func New(cfg Config) (*Sink, error) {
 	var errs []error
-	if cfg.Token == "" {
+	var file os.FileInfo
+	if cfg.TokenFile != "" {
+		tok, fi, err := readToken(cfg.TokenFile)
+		switch {
+		case err == nil:
+			cfg.Token, file = tok, fi
+		case cfg.Token == "":
+			errs = append(errs, fmt.Errorf("slack: %w", err))
+		}
+	}
+	if cfg.Token == "" && cfg.TokenFile == "" {
 		errs = append(errs, errors.New("slack: a token is required"))
 	}
 	if cfg.Channel == "" {
@@ -138,11 +169,90 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
+	if cfg.TokenFileInterval <= 0 {
+		cfg.TokenFileInterval = DefaultTokenFileInterval
+	}
 	hc := *cfg.HTTPClient
 	hc.Transport = limitedTransport{next: transportOf(cfg.HTTPClient)}
+	s := &Sink{cfg: cfg, hc: &hc, limiters: map[string]*rate.Limiter{}, token: cfg.Token, file: file, checked: cfg.Now()}
+	s.client = s.newClient(cfg.Token)
+	return s, nil
+}
+
+// newClient is the slack-go client of token.
+func (s *Sink) newClient(token string) *slackapi.Client {
 	// No slackapi.OptionRetry: the dispatcher's workqueue is the only retry layer.
-	client := slackapi.New(cfg.Token, slackapi.OptionAPIURL(cfg.APIURL), slackapi.OptionHTTPClient(&hc))
-	return &Sink{cfg: cfg, client: client, limiters: map[string]*rate.Limiter{}}, nil
+	return slackapi.New(token, slackapi.OptionAPIURL(s.cfg.APIURL), slackapi.OptionHTTPClient(s.hc))
+}
+
+// current is the client to call Slack with: the one of the token in TokenFile, read again when the file
+// changed since it was last read (Kubernetes updates a mounted Secret by swapping in a new file: another
+// inode, a new modification time). The file is looked at at most every TokenFileInterval. A file that is
+// empty or cannot be read keeps the last good token, and is read again at the next look.
+func (s *Sink) current() *slackapi.Client {
+	s.tokMu.Lock()
+	defer s.tokMu.Unlock()
+	if s.cfg.TokenFile == "" {
+		return s.client
+	}
+	now := s.cfg.Now()
+	if now.Sub(s.checked) < s.cfg.TokenFileInterval {
+		return s.client
+	}
+	s.checked = now
+	fi, err := os.Stat(s.cfg.TokenFile)
+	if err != nil {
+		s.reloadErr = err
+		return s.client
+	}
+	if s.file != nil && os.SameFile(s.file, fi) && fi.ModTime().Equal(s.file.ModTime()) && fi.Size() == s.file.Size() {
+		s.reloadErr = nil // back as it was read
+		return s.client
+	}
+	tok, fi, err := readToken(s.cfg.TokenFile)
+	if err != nil {
+		s.reloadErr = err
+		return s.client
+	}
+	s.file, s.reloadErr = fi, nil
+	if tok != s.token {
+		s.token, s.client = tok, s.newClient(tok)
+	}
+	return s.client
+}
+
+// readToken reads a token file: its content without surrounding whitespace, which must not be empty, and
+// what the file was when read.
+func readToken(path string) (string, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("token file: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", nil, fmt.Errorf("token file: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile))
+	if err != nil {
+		return "", nil, fmt.Errorf("token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", nil, fmt.Errorf("token file %s is empty", path)
+	}
+	return tok, fi, nil
+}
+
+// tokenFileProblem is why TokenFile could not be read again, for the error of a refused token: "" when it
+// could, or when there is none.
+func (s *Sink) tokenFileProblem() string {
+	s.tokMu.Lock()
+	defer s.tokMu.Unlock()
+	if s.reloadErr == nil {
+		return ""
+	}
+	return "; the last good token is kept because " + s.reloadErr.Error()
 }
 
 func transportOf(c *http.Client) http.RoundTripper {
@@ -218,11 +328,12 @@ func (s *Sink) Notify(ctx context.Context, n rollout.Notification) (map[string]s
 	}
 	msg := Build(r, Context{Environment: s.cfg.LogicalEnvironment, Cluster: s.cfg.Cluster, Team: team})
 	opts := []slackapi.MsgOption{slackapi.MsgOptionText(msg.Text, false), slackapi.MsgOptionBlocks(msg.Blocks...)}
+	client := s.current()
 	if channelID != "" && ts != "" {
 		if err := s.pace(channelID); err != nil {
 			return nil, err
 		}
-		_, _, _, err := s.client.UpdateMessageContext(ctx, channelID, ts, opts...)
+		_, _, _, err := client.UpdateMessageContext(ctx, channelID, ts, opts...)
 		if err != nil {
 			return nil, s.classify(err, "chat.update", channelID)
 		}
@@ -232,7 +343,7 @@ func (s *Sink) Notify(ctx context.Context, n rollout.Notification) (map[string]s
 	if err := s.pace(channel); err != nil {
 		return nil, err
 	}
-	gotChannel, gotTS, err := s.client.PostMessageContext(ctx, channel, opts...)
+	gotChannel, gotTS, err := client.PostMessageContext(ctx, channel, opts...)
 	if err != nil {
 		return nil, s.classify(err, "chat.postMessage", channel)
 	}
@@ -274,19 +385,25 @@ func (s *Sink) pace(channel string) error {
 	return nil
 }
 
-// Error codes of Slack that configuration must fix (the token, the channel or the bot's membership): the
-// notification is retried with backoff until it is fixed, never dropped.
-var configCodes = []string{
-	"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "missing_scope",
-	"channel_not_found", "not_in_channel", "is_archived",
+// credentialCodes are the Slack errors that refuse the token itself (authentication or authorization, Slack
+// answers them with HTTP 200 and ok=false): a sink.CredentialsError, so that the dispatcher pauses the whole
+// sink and keeps every notification pending until a good token (a new SLACK_TOKEN_FILE) is accepted.
+// https://api.slack.com/methods/chat.postMessage#errors
+var credentialCodes = []string{
+	"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission",
+	"missing_scope", "ekm_access_denied", "team_access_not_granted",
 }
+
+// Error codes of Slack that configuration must fix for one channel (the channel or the bot's membership): the
+// notification is retried with backoff until it is fixed, never dropped; other channels go on.
+var configCodes = []string{"channel_not_found", "not_in_channel", "is_archived"}
 
 // transientCodes are Slack errors worth retrying as they are.
 var transientCodes = []string{"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 
 // ErrorLabels are the values of the error label of deptracker_slack_errors_total: the codes above, a few
 // payload refusals, "http" for an HTTP status other than 200 and 429, and "other".
-var ErrorLabels = append(append(append([]string{}, configCodes...), transientCodes...),
+var ErrorLabels = append(append(append(append([]string{}, credentialCodes...), configCodes...), transientCodes...),
 	"msg_too_long", "invalid_blocks", "invalid_blocks_format", "no_text", "message_not_found", "cant_update_message",
 	"edit_window_closed", "http", "other")
 
@@ -300,15 +417,16 @@ func ErrorLabel(code string) string {
 	return "other"
 }
 
-// ConfigError is a refusal that only a change of configuration fixes: a bad or revoked token, a channel that
-// does not exist, is archived or that the bot was not invited to. It is retryable (the notification stays
-// pending with backoff, so that it is delivered once the configuration is fixed).
+// ConfigError is a refusal that only a change of configuration fixes for one channel: a channel that does not
+// exist, is archived or that the bot was not invited to. It is retryable (the notification stays pending with
+// backoff, so that it is delivered once the configuration is fixed). A refused token is a
+// sink.CredentialsError instead.
 type ConfigError struct {
 	Method, Channel, Code string
 }
 
 func (e *ConfigError) Error() string {
-	hint := "check the token (SLACK_TOKEN_FILE or SLACK_TOKEN) and its chat:write scope"
+	hint := "fix the configuration"
 	switch e.Code {
 	case "channel_not_found":
 		hint = "no such channel: fix SLACK_CHANNEL or the " + AnnotationChannel + " annotation"
@@ -318,6 +436,21 @@ func (e *ConfigError) Error() string {
 		hint = "the channel is archived: unarchive it or change the channel"
 	}
 	return fmt.Sprintf("slack: %s to %s refused: %s: %s; kept pending until fixed", e.Method, e.Channel, e.Code, hint)
+}
+
+// credentialsHint tells what to fix for a Slack error of credentialCodes.
+func credentialsHint(code string) string {
+	switch code {
+	case "missing_scope", "no_permission":
+		return "the token lacks a permission: give the app the chat:write scope (and reinstall it)"
+	case "account_inactive":
+		return "the bot user or its workspace is deactivated"
+	case "ekm_access_denied":
+		return "the workspace's Enterprise Key Management revoked access"
+	case "team_access_not_granted":
+		return "the token is not granted access to the workspace of the channel"
+	}
+	return "check the token (SLACK_TOKEN_FILE or SLACK_TOKEN); a new token in SLACK_TOKEN_FILE is taken at the next attempt, without a restart"
 }
 
 // classify turns a slack-go error into the sink's error classes and counts it.
@@ -333,6 +466,9 @@ func (s *Sink) classify(err error, method, channel string) error {
 		code := se.Err
 		s.count(code)
 		switch {
+		case contains(credentialCodes, code):
+			return &sink.CredentialsError{StatusCode: http.StatusOK,
+				Message: fmt.Sprintf("slack: %s to %s refused: %s: %s%s", method, channel, code, credentialsHint(code), s.tokenFileProblem())}
 		case contains(configCodes, code):
 			return &ConfigError{Method: method, Channel: channel, Code: code}
 		case contains(transientCodes, code):

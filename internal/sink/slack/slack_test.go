@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -181,10 +182,15 @@ func TestClassification(t *testing.T) {
 		{name: "ok", status: 200, body: `{"ok":true,"channel":"C1","ts":"1.2"}`, class: sink.ClassNone},
 		{name: "429", status: 429, header: map[string]string{"Retry-After": "7"}, body: `{"ok":false,"error":"ratelimited"}`, class: sink.ClassRetryAfter, label: "ratelimited", at: 7 * time.Second},
 		{name: "429 without Retry-After", status: 429, body: ``, class: sink.ClassRetryAfter, label: "http", at: time.Second},
-		{name: "invalid_auth", status: 200, body: `{"ok":false,"error":"invalid_auth"}`, class: sink.ClassRetryable, config: true, label: "invalid_auth"},
-		{name: "not_authed", status: 200, body: `{"ok":false,"error":"not_authed"}`, class: sink.ClassRetryable, config: true, label: "not_authed"},
-		{name: "account_inactive", status: 200, body: `{"ok":false,"error":"account_inactive"}`, class: sink.ClassRetryable, config: true, label: "account_inactive"},
-		{name: "token_revoked", status: 200, body: `{"ok":false,"error":"token_revoked"}`, class: sink.ClassRetryable, config: true, label: "token_revoked"},
+		{name: "invalid_auth", status: 200, body: `{"ok":false,"error":"invalid_auth"}`, class: sink.ClassCredentials, label: "invalid_auth"},
+		{name: "not_authed", status: 200, body: `{"ok":false,"error":"not_authed"}`, class: sink.ClassCredentials, label: "not_authed"},
+		{name: "account_inactive", status: 200, body: `{"ok":false,"error":"account_inactive"}`, class: sink.ClassCredentials, label: "account_inactive"},
+		{name: "token_revoked", status: 200, body: `{"ok":false,"error":"token_revoked"}`, class: sink.ClassCredentials, label: "token_revoked"},
+		{name: "token_expired", status: 200, body: `{"ok":false,"error":"token_expired"}`, class: sink.ClassCredentials, label: "token_expired"},
+		{name: "no_permission", status: 200, body: `{"ok":false,"error":"no_permission"}`, class: sink.ClassCredentials, label: "no_permission"},
+		{name: "missing_scope", status: 200, body: `{"ok":false,"error":"missing_scope","needed":"chat:write"}`, class: sink.ClassCredentials, label: "missing_scope"},
+		{name: "ekm_access_denied", status: 200, body: `{"ok":false,"error":"ekm_access_denied"}`, class: sink.ClassCredentials, label: "ekm_access_denied"},
+		{name: "team_access_not_granted", status: 200, body: `{"ok":false,"error":"team_access_not_granted"}`, class: sink.ClassCredentials, label: "team_access_not_granted"},
 		{name: "channel_not_found", status: 200, body: `{"ok":false,"error":"channel_not_found"}`, class: sink.ClassRetryable, config: true, label: "channel_not_found"},
 		{name: "not_in_channel", status: 200, body: `{"ok":false,"error":"not_in_channel"}`, class: sink.ClassRetryable, config: true, label: "not_in_channel"},
 		{name: "is_archived", status: 200, body: `{"ok":false,"error":"is_archived"}`, class: sink.ClassRetryable, config: true, label: "is_archived"},
@@ -218,7 +224,7 @@ func TestClassification(t *testing.T) {
 			if errors.As(err, &ce) != tc.config {
 				t.Errorf("ConfigError %v, want %v: %v", ce, tc.config, err)
 			}
-			if tc.config && !strings.Contains(err.Error(), tc.label) {
+			if (tc.config || tc.class == sink.ClassCredentials) && !strings.Contains(err.Error(), tc.label) {
 				t.Errorf("error %q does not name %s", err, tc.label)
 			}
 			if tc.at != 0 {
@@ -361,11 +367,12 @@ func TestAgainstFake(t *testing.T) {
 			t.Errorf("err %v, want Retry-After 3s", err)
 		}
 		f.Revoke()
-		var ce *ConfigError
-		if _, err := notify(n); !errors.As(err, &ce) || ce.Code != "invalid_auth" {
-			t.Errorf("err %v, want invalid_auth", err)
+		var refused *sink.CredentialsError
+		if _, err := notify(n); !errors.As(err, &refused) || !strings.Contains(refused.Message, "invalid_auth") {
+			t.Errorf("err %v, want credentials refused: invalid_auth", err)
 		}
 		f.Restore()
+		var ce *ConfigError
 		f.AddChannelWithoutBot("private")
 		r := sample(rollout.PhaseInProgress)
 		r.Revision = 9
@@ -593,4 +600,102 @@ func TestPrecedence(t *testing.T) {
 			t.Errorf("text %q, want the deletion with the team", text)
 		}
 	})
+}
+
+// TestTokenFileRotation replaces the token file as Kubernetes updates a mounted Secret (a new file renamed
+// over the old one): the sink takes the new token at the first use 10s or more after its last look, without
+// a restart, and keeps the last good token while the file is empty or gone.
+func TestTokenFileRotation(t *testing.T) {
+	const oldToken, newToken = "xoxb-old", "xoxb-new"
+	f := slacktest.NewServer(newToken)
+	defer f.Close()
+	f.AddChannel("deploys")
+	dir := t.TempDir()
+	path := dir + "/token"
+	write := func(content string) {
+		t.Helper()
+		tmp := dir + "/.token.tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(oldToken + "\n")
+	clk := &clock{now: t0}
+	s, err := New(Config{TokenFile: path, Channel: "#deploys", APIURL: f.URL(), HTTPClient: f.Client(), Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notify := func() error {
+		clk.Add(time.Second) // past the channel's pace
+		_, err := s.Notify(t.Context(), rollout.Notification{Rollout: sample(rollout.PhaseInProgress)})
+		return err
+	}
+	refused := func(err error) bool { return sink.Classify(err) == sink.ClassCredentials }
+
+	steps := []struct {
+		name        string
+		change      func()
+		advance     time.Duration // before the notification, besides its second of pace
+		wantRefused bool
+		wantHint    string // in the refusal
+	}{
+		{name: "the old token is refused", wantRefused: true},
+		{name: "rotated: not looked at before 10s", change: func() { write(newToken + "\n") }, wantRefused: true},
+		{name: "rotated: taken 10s after the last look", advance: 8 * time.Second},
+		{name: "emptied: the last good token kept", change: func() { write("") }, advance: 10 * time.Second},
+		{name: "removed: the last good token kept", change: func() {
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}, advance: 10 * time.Second},
+		{name: "revoked meanwhile: the refusal tells why the file is not read", change: f.Revoke, advance: 10 * time.Second,
+			wantRefused: true, wantHint: "the last good token is kept because"},
+	}
+	for _, st := range steps {
+		if st.change != nil {
+			st.change()
+		}
+		clk.Add(st.advance)
+		err := notify()
+		if refused(err) != st.wantRefused {
+			t.Fatalf("%s: err %v, want refused %t", st.name, err, st.wantRefused)
+		}
+		if !st.wantRefused && err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if st.wantHint != "" && !strings.Contains(err.Error(), st.wantHint) {
+			t.Errorf("%s: err %v, want it to say %q", st.name, err, st.wantHint)
+		}
+		if err != nil && (strings.Contains(err.Error(), oldToken) || strings.Contains(err.Error(), newToken)) {
+			t.Errorf("%s: the error shows a token: %v", st.name, err)
+		}
+	}
+}
+
+// TestTokenFileAtStart: New reads the file, falls back to Token when it cannot, and fails without either.
+func TestTokenFileAtStart(t *testing.T) {
+	dir := t.TempDir()
+	empty := dir + "/empty"
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		wantErr bool
+	}{
+		{name: "missing file, no token", cfg: Config{TokenFile: dir + "/missing", Channel: "C1"}, wantErr: true},
+		{name: "empty file, no token", cfg: Config{TokenFile: empty, Channel: "C1"}, wantErr: true},
+		{name: "missing file, token", cfg: Config{TokenFile: dir + "/missing", Token: token, Channel: "C1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.cfg)
+			if (err != nil) != tc.wantErr {
+				t.Errorf("New() error %v, want error %t", err, tc.wantErr)
+			}
+		})
+	}
 }
