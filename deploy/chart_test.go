@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -330,11 +331,12 @@ func diffObjects(want, got []*unstructured.Unstructured) error {
 }
 
 // TestChartCRDsAreDeployCRDs: Helm installs the CRDs of the chart's crds/ directory, which must be the generated
-// deploy/05-crd.yaml, byte for byte (make manifests writes both).
+// deploy/05-crd.yaml (the ledger) and deploy/06-crd-github.yaml (GitHubDeployment), byte for byte (make
+// manifests writes both copies).
 func TestChartCRDsAreDeployCRDs(t *testing.T) {
-	want, err := os.ReadFile("05-crd.yaml")
-	if err != nil {
-		t.Fatal(err)
+	copies := map[string]string{ // chart's crds/ file -> deploy/ file
+		"records.deployment-tracker.io.yaml": "05-crd.yaml",
+		"github.deployment-tracker.io.yaml":  "06-crd-github.yaml",
 	}
 	entries, err := os.ReadDir(filepath.Join(chartDir, "crds"))
 	if err != nil {
@@ -344,16 +346,22 @@ func TestChartCRDsAreDeployCRDs(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	const copyName = "records.deployment-tracker.io.yaml"
-	if diff := cmp.Diff([]string{copyName}, names); diff != "" {
+	if diff := cmp.Diff(slices.Sorted(maps.Keys(copies)), names); diff != "" {
 		t.Errorf("%s/crds (-want +got):\n%s", chartDir, diff)
 	}
-	got, err := os.ReadFile(filepath.Join(chartDir, "crds", copyName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s/crds/%s differs from 05-crd.yaml: run make manifests (it copies the generated CRDs into the chart)", chartDir, copyName)
+	for copyName, source := range copies {
+		want, err := os.ReadFile(source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(chartDir, "crds", copyName))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if !bytes.Equal(want, got) {
+			t.Errorf("%s/crds/%s differs from %s: run make manifests (it copies the generated CRDs into the chart)", chartDir, copyName, source)
+		}
 	}
 }
 

@@ -11,8 +11,10 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/deploy"
 )
 
-// TestCRDFieldsAreDocumented: every field of every generated CRD (deploy/05-crd.yaml, from the Go doc comments
-// of internal/apis) has a description, which is what `kubectl explain` prints. controller-gen takes a field's
+// TestCRDFieldsAreDocumented: every field of every generated CRD (deploy/05-crd.yaml, the ledger's, and
+// deploy/06-crd-github.yaml, GitHubDeployment's, from the Go doc comments of internal/apis) has a description,
+// which is what `kubectl explain` prints, and every validation rule a message, which is what a refused
+// `kubectl apply` prints. controller-gen takes a field's
 // description from its own comment only: a comment over a group of fields documents the first one. The one
 // exception is the object's metadata, which controller-gen emits without description, as for every CRD
 // (kubectl explain shows ObjectMeta's own). See
@@ -22,7 +24,7 @@ func TestCRDFieldsAreDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var documented []string
 	for _, u := range objs {
 		if u.GetKind() != "CustomResourceDefinition" {
 			continue
@@ -33,7 +35,7 @@ func TestCRDFieldsAreDocumented(t *testing.T) {
 		}
 		crd := obj.(*apiextensionsv1.CustomResourceDefinition)
 		for _, v := range crd.Spec.Versions {
-			n++
+			documented = append(documented, crd.Name+"/"+v.Name)
 			t.Run(crd.Spec.Names.Singular+"/"+v.Name, func(t *testing.T) {
 				if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
 					t.Fatal("no openAPIV3Schema")
@@ -47,15 +49,46 @@ func TestCRDFieldsAreDocumented(t *testing.T) {
 				for _, p := range missing {
 					t.Errorf("kubectl explain %s: no description", p)
 				}
+				for _, p := range unexplainedRules(crd.Spec.Names.Singular, root) {
+					t.Errorf("%s: a validation rule without a message", p)
+				}
 				if fields := countFields(root); fields == 0 {
 					t.Error("the schema has no fields")
 				}
 			})
 		}
 	}
-	if n == 0 {
-		t.Fatal("no CustomResourceDefinition among the shipped objects")
+	slices.Sort(documented)
+	want := []string{
+		"deploymentrecords.records.deployment-tracker.io/v1alpha1",
+		"githubdeployments.github.deployment-tracker.io/v1alpha1",
+		"rolloutrecords.records.deployment-tracker.io/v1alpha1",
 	}
+	if diff := cmp.Diff(want, documented); diff != "" {
+		t.Errorf("CRD versions checked (-want +got):\n%s", diff)
+	}
+}
+
+// unexplainedRules returns the path of every schema under s with an x-kubernetes-validations rule that has
+// neither a message nor a messageExpression: the API server would answer "failed rule: <the CEL expression>".
+func unexplainedRules(path string, s *apiextensionsv1.JSONSchemaProps) []string {
+	var out []string
+	for _, r := range s.XValidations {
+		if strings.TrimSpace(r.Message) == "" && strings.TrimSpace(r.MessageExpression) == "" {
+			out = append(out, path)
+		}
+	}
+	for _, name := range sortedKeys(s.Properties) {
+		p := s.Properties[name]
+		out = append(out, unexplainedRules(path+"."+name, &p)...)
+	}
+	if s.Items != nil && s.Items.Schema != nil {
+		out = append(out, unexplainedRules(path, s.Items.Schema)...)
+	}
+	if s.AdditionalProperties != nil && s.AdditionalProperties.Schema != nil {
+		out = append(out, unexplainedRules(path, s.AdditionalProperties.Schema)...)
+	}
+	return out
 }
 
 // undocumented appends the path of every property under s without a description, as kubectl explain names it
@@ -130,5 +163,29 @@ func TestUndocumentedWalk(t *testing.T) {
 	want := []string{"thing.spec.byName.value", "thing.spec.items.image", "thing.spec.metadata", "thing.spec.name"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("undocumented fields (-want +got):\n%s", diff)
+	}
+}
+
+// TestUnexplainedRulesWalk: the walk finds a rule without a message at any depth, in array items and map
+// values, and accepts a messageExpression instead of a message.
+func TestUnexplainedRulesWalk(t *testing.T) {
+	rule := func(message, expr string) []apiextensionsv1.ValidationRule {
+		return []apiextensionsv1.ValidationRule{{Rule: "true", Message: message, MessageExpression: expr}}
+	}
+	schema := apiextensionsv1.JSONSchemaProps{Type: "object", XValidations: rule("", ""), Properties: map[string]apiextensionsv1.JSONSchemaProps{
+		"spec": {Type: "object", XValidations: rule("explained", ""), Properties: map[string]apiextensionsv1.JSONSchemaProps{
+			"a": {Type: "string", XValidations: rule("", "'computed'")},
+			"b": {Type: "string", XValidations: rule("", "")},
+			"items": {Type: "array", Items: &apiextensionsv1.JSONSchemaPropsOrArray{
+				Schema: &apiextensionsv1.JSONSchemaProps{Type: "object", XValidations: rule("", "")},
+			}},
+			"byName": {Type: "object", AdditionalProperties: &apiextensionsv1.JSONSchemaPropsOrBool{
+				Schema: &apiextensionsv1.JSONSchemaProps{Type: "string", XValidations: rule(" ", "")},
+			}},
+		}},
+	}}
+	want := []string{"thing", "thing.spec.b", "thing.spec.byName", "thing.spec.items"}
+	if diff := cmp.Diff(want, unexplainedRules("thing", &schema)); diff != "" {
+		t.Errorf("unexplained rules (-want +got):\n%s", diff)
 	}
 }

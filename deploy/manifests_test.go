@@ -43,8 +43,13 @@ const (
 	webhookName    = "pods.deployment-tracker.dev"
 	nonRootID      = int64(65532)
 	ledgerGroup    = "records.deployment-tracker.io"
+	// githubGroup is GitHubDeployment's group: users' objects, in their namespaces, not the ledger.
+	githubGroup = "github.deployment-tracker.io"
 	// aggregateToOwners labels the ClusterRoles aggregated into the owners' ClusterRole.
 	aggregateToOwners = "deployment-tracker.io/aggregate-to-owners"
+	// aggregateToUsers prefixes the labels that aggregate a ClusterRole into Kubernetes' built-in view, edit and
+	// admin ClusterRoles (https://kubernetes.io/docs/reference/access-authn-authz/rbac/#aggregated-clusterroles).
+	aggregateToUsers = "rbac.authorization.k8s.io/aggregate-to-"
 )
 
 // strictDecoder decodes into the typed API structs and fails on unknown or duplicate fields and on kinds or
@@ -90,6 +95,7 @@ type bundle struct {
 	ownersRole         *rbacv1.ClusterRole // the aggregated owners' ClusterRole
 	ownersBinding      *rbacv1.ClusterRoleBinding
 	ownerRoles         []*rbacv1.ClusterRole // the shipped ClusterRoles aggregated into ownersRole
+	userRoles          []*rbacv1.ClusterRole // aggregated into Kubernetes' view, edit and admin: GitHubDeployments
 	role               *rbacv1.Role
 	roleBinding        *rbacv1.RoleBinding
 	config             *corev1.ConfigMap
@@ -98,6 +104,8 @@ type bundle struct {
 	pdb                *policyv1.PodDisruptionBudget
 	webhook            *admissionregistrationv1.ValidatingWebhookConfiguration
 	crds               map[string]*apiextensionsv1.CustomResourceDefinition // by kind
+	policy             *admissionregistrationv1.ValidatingAdmissionPolicy   // GitHubDeployments' own namespace
+	policyBinding      *admissionregistrationv1.ValidatingAdmissionPolicyBinding
 	certificates       map[string]*cmapi.Certificate
 	issuers            map[string]*cmapi.Issuer
 
@@ -165,6 +173,8 @@ func loadBundle(t *testing.T) *bundle {
 				b.ownersRole = o
 			case o.Labels[aggregateToOwners] == "true":
 				b.ownerRoles = append(b.ownerRoles, o)
+			case aggregatedToUsers(o):
+				b.userRoles = append(b.userRoles, o)
 			default:
 				one(u.GetKind(), b.clusterRole != nil)
 				b.clusterRole = o
@@ -192,6 +202,12 @@ func loadBundle(t *testing.T) *bundle {
 		case *admissionregistrationv1.ValidatingWebhookConfiguration:
 			one(u.GetKind(), b.webhook != nil)
 			b.webhook = o
+		case *admissionregistrationv1.ValidatingAdmissionPolicy:
+			one(u.GetKind(), b.policy != nil)
+			b.policy = o
+		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+			one(u.GetKind(), b.policyBinding != nil)
+			b.policyBinding = o
 		case *apiextensionsv1.CustomResourceDefinition:
 			one("CustomResourceDefinition of "+o.Spec.Names.Kind, b.crds[o.Spec.Names.Kind] != nil)
 			b.crds[o.Spec.Names.Kind] = o
@@ -216,7 +232,8 @@ func loadBundle(t *testing.T) *bundle {
 	if b.namespace == nil || b.serviceAccount == nil || b.clusterRole == nil || b.clusterRoleBinding == nil ||
 		b.ownersRole == nil || b.ownersBinding == nil || b.role == nil || b.roleBinding == nil || b.config == nil ||
 		b.service == nil || b.deployment == nil || b.pdb == nil || b.webhook == nil ||
-		b.crds["DeploymentRecord"] == nil || b.crds["RolloutRecord"] == nil {
+		b.crds["DeploymentRecord"] == nil || b.crds["RolloutRecord"] == nil || b.crds["GitHubDeployment"] == nil ||
+		b.policy == nil || b.policyBinding == nil {
 		t.Fatalf("deploy/ lacks an object: %+v", b)
 	}
 
@@ -252,6 +269,17 @@ func loadBundle(t *testing.T) *bundle {
 	return b
 }
 
+// aggregatedToUsers reports whether r carries a label that aggregates it into Kubernetes' view, edit or admin
+// ClusterRole.
+func aggregatedToUsers(r *rbacv1.ClusterRole) bool {
+	for k, v := range r.Labels {
+		if strings.HasPrefix(k, aggregateToUsers) && v == "true" {
+			return true
+		}
+	}
+	return false
+}
+
 // check is one consistency rule over the whole install; it returns every violation it finds.
 type check struct {
 	name string
@@ -274,6 +302,9 @@ var checks = []check{
 	{"RBAC rules are the documented ones", checkRBACRules},
 	{"owners' ClusterRole aggregates the shipped owner roles", checkOwnersAggregation},
 	{"the ledger stays in the tracker's namespace", checkLedgerNamespaced},
+	{"GitHubDeployments: users write the spec, the tracker the status", checkGitHubDeployments},
+	{"users' ClusterRoles extend view, edit and admin with GitHubDeployments", checkUserRoles},
+	{"a GitHubDeployment reports only its own namespace", checkGitHubDeploymentPolicy},
 	{"bindings bind the deployment's service account", checkBindings},
 	{"labels and selectors match", checkSelectors},
 	{"configuration reaches the container", checkConfiguration},
@@ -294,7 +325,7 @@ func TestManifests(t *testing.T) {
 
 func checkApplyOrder(b *bundle) error {
 	rank := map[string]int{
-		"Namespace": 0, "CustomResourceDefinition": 1,
+		"Namespace": 0, "CustomResourceDefinition": 1, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1,
 		"ServiceAccount": 2, "ClusterRole": 2, "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2,
 		"ConfigMap": 3, "Service": 4, "Deployment": 5, "PodDisruptionBudget": 6, "ValidatingWebhookConfiguration": 7,
 	}
@@ -317,7 +348,7 @@ func checkApplyOrder(b *bundle) error {
 func checkNamespaces(b *bundle) error {
 	clusterScoped := map[string]bool{
 		"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true, "ValidatingWebhookConfiguration": true,
-		"CustomResourceDefinition": true,
+		"CustomResourceDefinition": true, "ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true,
 	}
 	var errs []error
 	for _, e := range b.entries {
@@ -688,6 +719,8 @@ func checkRBACRules(b *bundle) error {
 		{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "deployments", "statefulsets", "daemonsets", "controllerrevisions"}, Verbs: read},
 		{APIGroups: []string{"batch"}, Resources: []string{"jobs", "cronjobs"}, Verbs: read},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		{APIGroups: []string{githubGroup}, Resources: []string{"githubdeployments"}, Verbs: read},
+		{APIGroups: []string{githubGroup}, Resources: []string{"githubdeployments/status"}, Verbs: []string{"get", "update", "patch"}},
 	}
 	// The Slack sink reads namespaces with a single GET (no informer); a Role cannot grant it, so the
 	// namespaced variant has every rule of the ClusterRole but this one.
@@ -807,6 +840,221 @@ func checkLedgerNamespaced(b *bundle) error {
 				errs = append(errs, fmt.Errorf("%s rule %d: grants %v on the ledger outside the tracker's namespace", owner, i, r.Resources))
 			}
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkGitHubDeployments: GitHubDeployment is a namespaced kind of users, beside their workloads, in the
+// category deployment-tracker, with a status subresource the tracker writes. The tracker reads the objects
+// wherever it reads workloads (the ClusterRole, or the Role of the watched namespace) and never writes their
+// spec; its Role in its own namespace (the ledger's) grants nothing on them. The spec's validation is what the
+// README promises.
+func checkGitHubDeployments(b *bundle) error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	crd := b.crds["GitHubDeployment"]
+	if crd.Spec.Group != githubGroup || crd.Spec.Scope != apiextensionsv1.NamespaceScoped || crd.Spec.Names.Plural != "githubdeployments" {
+		bad("CRD %s: group %s, scope %s, plural %s; want %s, Namespaced, githubdeployments", crd.Name, crd.Spec.Group, crd.Spec.Scope,
+			crd.Spec.Names.Plural, githubGroup)
+	}
+	if !slices.Equal(crd.Spec.Names.ShortNames, []string{"ghd"}) || !slices.Contains(crd.Spec.Names.Categories, "deployment-tracker") {
+		bad("CRD %s: shortNames %v, categories %v; want [ghd] and deployment-tracker", crd.Name, crd.Spec.Names.ShortNames, crd.Spec.Names.Categories)
+	}
+	if len(crd.Spec.Versions) != 1 || crd.Spec.Versions[0].Name != "v1alpha1" {
+		return errors.Join(append(errs, fmt.Errorf("CRD %s: want the one version v1alpha1", crd.Name))...)
+	}
+	v := crd.Spec.Versions[0]
+	if v.Subresources == nil || v.Subresources.Status == nil {
+		bad("CRD %s: no status subresource (users could write the tracker's status with the spec)", crd.Name)
+	}
+	var columns []string
+	for _, c := range v.AdditionalPrinterColumns {
+		if c.Priority == 0 {
+			columns = append(columns, c.Name)
+		}
+	}
+	if diff := cmp.Diff([]string{"Kind", "Workload", "Repository", "Environment", "Ref", "Phase", "State", "Age"}, columns); diff != "" {
+		bad("CRD %s: kubectl get columns (-want +got):\n%s", crd.Name, diff)
+	}
+	if v.Schema == nil || v.Schema.OpenAPIV3Schema == nil {
+		return errors.Join(append(errs, fmt.Errorf("CRD %s: no schema", crd.Name))...)
+	}
+	spec := v.Schema.OpenAPIV3Schema.Properties["spec"]
+	prop := func(path ...string) apiextensionsv1.JSONSchemaProps {
+		p := spec
+		for _, name := range path {
+			p = p.Properties[name]
+		}
+		return p
+	}
+	for _, r := range []struct {
+		path     []string
+		required []string
+	}{
+		{nil, []string{"repository", "sourceRef"}},
+		{[]string{"sourceRef"}, []string{"apiVersion", "kind", "name"}},
+		{[]string{"repository"}, []string{"name"}},
+	} {
+		if got := prop(r.path...).Required; !slices.Equal(got, r.required) {
+			bad("CRD %s: spec.%s requires %v, want %v", crd.Name, strings.Join(r.path, "."), got, r.required)
+		}
+	}
+	maxLen := func(p apiextensionsv1.JSONSchemaProps) int64 {
+		if p.MaxLength == nil {
+			return -1
+		}
+		return *p.MaxLength
+	}
+	for _, m := range []struct {
+		path []string
+		max  int64
+	}{
+		{[]string{"description"}, 140},
+		{[]string{"repository", "environment"}, 255},
+	} {
+		if got := maxLen(prop(m.path...)); got != m.max {
+			bad("CRD %s: spec.%s maxLength %d, want %d", crd.Name, strings.Join(m.path, "."), got, m.max)
+		}
+	}
+	if got := prop("repository", "name").Pattern; got != `^([A-Za-z0-9-]+/)?[A-Za-z0-9._-]+$` {
+		bad("CRD %s: spec.repository.name pattern %q", crd.Name, got)
+	}
+	if u := prop("environmentURL"); u.Format != "uri" || u.Pattern != "^https?://" {
+		bad("CRD %s: spec.environmentURL format %q pattern %q, want an http(s) uri", crd.Name, u.Format, u.Pattern)
+	}
+	rules := prop("extract").XValidations
+	if !slices.ContainsFunc(rules, func(r apiextensionsv1.ValidationRule) bool {
+		return strings.Contains(r.Rule, "self.containerName") && strings.Contains(r.Rule, "self.jsonPath")
+	}) {
+		bad("CRD %s: spec.extract has no rule against both containerName and jsonPath (%v)", crd.Name, rules)
+	}
+
+	read := []string{"get", "list", "watch"}
+	for _, role := range []struct {
+		name  string
+		rules []rbacv1.PolicyRule
+	}{
+		{"ClusterRole " + b.clusterRole.Name, b.clusterRole.Rules},
+		{"Role " + b.namespacedRole.Name + " (namespaced variant)", b.namespacedRole.Rules},
+	} {
+		granted := map[string][]string{}
+		for _, r := range role.rules {
+			if slices.Contains(r.APIGroups, githubGroup) {
+				for _, res := range r.Resources {
+					granted[res] = append(granted[res], r.Verbs...)
+				}
+			}
+		}
+		if got := granted["githubdeployments"]; !slices.Equal(got, read) {
+			bad("%s: verbs %v on githubdeployments, want %v (an informer; the spec is the users')", role.name, got, read)
+		}
+		if got := granted["githubdeployments/status"]; !slices.Contains(got, "update") && !slices.Contains(got, "patch") {
+			bad("%s: verbs %v on githubdeployments/status: the tracker cannot write the status", role.name, got)
+		}
+	}
+	for i, r := range b.role.Rules {
+		if slices.Contains(r.APIGroups, githubGroup) {
+			bad("Role %s rule %d: grants %v on GitHubDeployments in the tracker's namespace only; they live beside workloads", b.role.Name, i, r.Resources)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkUserRoles: two ClusterRoles let people use GitHubDeployments through Kubernetes' built-in roles: one to
+// read them (and their status), aggregated into view, edit and admin, one to write their spec, into edit and
+// admin. Nothing binds them, the tracker's own ClusterRoles are aggregated into none of view, edit and admin
+// (every viewer would read pods cluster-wide), and no user writes the status.
+func checkUserRoles(b *bundle) error {
+	type want struct {
+		aggregateTo []string
+		rules       []rbacv1.PolicyRule
+	}
+	wants := map[string]want{
+		"deployment-tracker-githubdeployments-view": {[]string{"admin", "edit", "view"}, []rbacv1.PolicyRule{{
+			APIGroups: []string{githubGroup}, Resources: []string{"githubdeployments", "githubdeployments/status"}, Verbs: []string{"get", "list", "watch"},
+		}}},
+		"deployment-tracker-githubdeployments-edit": {[]string{"admin", "edit"}, []rbacv1.PolicyRule{{
+			APIGroups: []string{githubGroup}, Resources: []string{"githubdeployments"},
+			Verbs: []string{"create", "update", "patch", "delete", "deletecollection"},
+		}}},
+	}
+	aggregateTo := func(r *rbacv1.ClusterRole) []string {
+		var to []string
+		for k, v := range r.Labels {
+			if name, ok := strings.CutPrefix(k, aggregateToUsers); ok && v == "true" {
+				to = append(to, name)
+			}
+		}
+		slices.Sort(to)
+		return to
+	}
+	var errs []error
+	got := map[string]want{}
+	for _, r := range b.userRoles {
+		got[r.Name] = want{aggregateTo(r), r.Rules}
+		if r.AggregationRule != nil {
+			errs = append(errs, fmt.Errorf("ClusterRole %s: aggregates other roles into view, edit or admin", r.Name))
+		}
+	}
+	if diff := cmp.Diff(wants, got, cmp.AllowUnexported(want{})); diff != "" {
+		errs = append(errs, fmt.Errorf("ClusterRoles aggregated into view, edit and admin (-want +got):\n%s", diff))
+	}
+	for _, r := range slices.Concat([]*rbacv1.ClusterRole{b.clusterRole, b.ownersRole}, b.ownerRoles) {
+		if to := aggregateTo(r); len(to) > 0 {
+			errs = append(errs, fmt.Errorf("ClusterRole %s: the tracker's, but aggregated into %v", r.Name, to))
+		}
+	}
+	refs := []rbacv1.RoleRef{b.clusterRoleBinding.RoleRef, b.ownersBinding.RoleRef, b.roleBinding.RoleRef,
+		b.namespacedRoleBinding.RoleRef, b.namespacedOwnersBinding.RoleRef}
+	for _, ref := range refs {
+		if _, ok := wants[ref.Name]; ok && ref.Kind == "ClusterRole" {
+			errs = append(errs, fmt.Errorf("ClusterRole %s is bound: it is for Kubernetes' view, edit and admin only", ref.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkGitHubDeploymentPolicy: a CRD's validation rules cannot read an object's namespace, so a
+// ValidatingAdmissionPolicy refuses a GitHubDeployment whose sourceRef names another namespace: on create and
+// update of the spec (not of the status the tracker writes), failing closed, bound to deny everywhere.
+func checkGitHubDeploymentPolicy(b *bundle) error {
+	var errs []error
+	p, pb := b.policy, b.policyBinding
+	if p.Spec.FailurePolicy == nil || *p.Spec.FailurePolicy != admissionregistrationv1.Fail {
+		errs = append(errs, fmt.Errorf("ValidatingAdmissionPolicy %s: failurePolicy %v, want Fail", p.Name, p.Spec.FailurePolicy))
+	}
+	if p.Spec.ParamKind != nil {
+		errs = append(errs, fmt.Errorf("ValidatingAdmissionPolicy %s: paramKind %v; the rule needs no parameters", p.Name, p.Spec.ParamKind))
+	}
+	wantRules := []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups: []string{githubGroup}, APIVersions: []string{"*"}, Resources: []string{b.crds["GitHubDeployment"].Spec.Names.Plural},
+		},
+	}}}
+	if p.Spec.MatchConstraints == nil {
+		errs = append(errs, fmt.Errorf("ValidatingAdmissionPolicy %s: no matchConstraints", p.Name))
+	} else if diff := cmp.Diff(wantRules, p.Spec.MatchConstraints.ResourceRules); diff != "" {
+		errs = append(errs, fmt.Errorf("ValidatingAdmissionPolicy %s: resourceRules (-want +got):\n%s", p.Name, diff))
+	}
+	if len(p.Spec.Validations) != 1 {
+		errs = append(errs, fmt.Errorf("ValidatingAdmissionPolicy %s: %d validations, want 1", p.Name, len(p.Spec.Validations)))
+	}
+	for _, v := range p.Spec.Validations {
+		for _, term := range []string{"object.spec.sourceRef.namespace", "request.namespace"} {
+			if !strings.Contains(v.Expression, term) {
+				errs = append(errs, fmt.Errorf("ValidatingAdmissionPolicy %s: expression %q does not compare %s", p.Name, v.Expression, term))
+			}
+		}
+	}
+	if pb.Spec.PolicyName != p.Name {
+		errs = append(errs, fmt.Errorf("ValidatingAdmissionPolicyBinding %s: binds %q, want %s", pb.Name, pb.Spec.PolicyName, p.Name))
+	}
+	if !slices.Equal(pb.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		errs = append(errs, fmt.Errorf("ValidatingAdmissionPolicyBinding %s: validationActions %v, want [Deny]", pb.Name, pb.Spec.ValidationActions))
+	}
+	if pb.Spec.ParamRef != nil || pb.Spec.MatchResources != nil {
+		errs = append(errs, fmt.Errorf("ValidatingAdmissionPolicyBinding %s: narrowed by paramRef or matchResources; it applies everywhere", pb.Name))
 	}
 	return errors.Join(errs...)
 }
@@ -1151,6 +1399,74 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		}},
 		{"the ledger stays in the tracker's namespace", "granted in the watched namespace", func(b *bundle) {
 			b.namespacedRole.Rules = append(b.namespacedRole.Rules, rbacv1.PolicyRule{APIGroups: []string{ledgerGroup}, Resources: []string{"rolloutrecords"}, Verbs: []string{"get"}})
+		}},
+		{"GitHubDeployments: users write the spec, the tracker the status", "cluster-scoped", func(b *bundle) {
+			b.crds["GitHubDeployment"].Spec.Scope = apiextensionsv1.ClusterScoped
+		}},
+		{"GitHubDeployments: users write the spec, the tracker the status", "no status subresource", func(b *bundle) {
+			b.crds["GitHubDeployment"].Spec.Versions[0].Subresources = nil
+		}},
+		{"GitHubDeployments: users write the spec, the tracker the status", "description longer than GitHub's", func(b *bundle) {
+			long := int64(1024)
+			spec := b.crds["GitHubDeployment"].Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
+			d := spec.Properties["description"]
+			d.MaxLength = &long
+			spec.Properties["description"] = d
+		}},
+		{"GitHubDeployments: users write the spec, the tracker the status", "tracker updates the spec", func(b *bundle) {
+			for i, r := range b.clusterRole.Rules {
+				if slices.Equal(r.Resources, []string{"githubdeployments"}) {
+					b.clusterRole.Rules[i].Verbs = append(slices.Clone(r.Verbs), "update")
+				}
+			}
+		}},
+		{"GitHubDeployments: users write the spec, the tracker the status", "not watched in the watched namespace", func(b *bundle) {
+			b.namespacedRole.Rules = slices.DeleteFunc(b.namespacedRole.Rules, func(r rbacv1.PolicyRule) bool {
+				return slices.Contains(r.APIGroups, githubGroup)
+			})
+		}},
+		{"GitHubDeployments: users write the spec, the tracker the status", "granted in the tracker's namespace", func(b *bundle) {
+			b.role.Rules = append(b.role.Rules, rbacv1.PolicyRule{APIGroups: []string{githubGroup}, Resources: []string{"githubdeployments"}, Verbs: []string{"get"}})
+		}},
+		{"users' ClusterRoles extend view, edit and admin with GitHubDeployments", "editors write the status", func(b *bundle) {
+			for _, r := range b.userRoles {
+				if strings.HasSuffix(r.Name, "-edit") {
+					r.Rules[0].Resources = append(r.Rules[0].Resources, "githubdeployments/status")
+				}
+			}
+		}},
+		{"users' ClusterRoles extend view, edit and admin with GitHubDeployments", "editors cannot create", func(b *bundle) {
+			for _, r := range b.userRoles {
+				if strings.HasSuffix(r.Name, "-edit") {
+					delete(r.Labels, aggregateToUsers+"edit")
+				}
+			}
+		}},
+		{"users' ClusterRoles extend view, edit and admin with GitHubDeployments", "viewers read pods", func(b *bundle) {
+			b.clusterRole.Labels[aggregateToUsers+"view"] = "true"
+		}},
+		{"users' ClusterRoles extend view, edit and admin with GitHubDeployments", "bound to the tracker", func(b *bundle) {
+			b.clusterRoleBinding.RoleRef.Name = "deployment-tracker-githubdeployments-edit"
+		}},
+		{"a GitHubDeployment reports only its own namespace", "fails open", func(b *bundle) {
+			ignore := admissionregistrationv1.Ignore
+			b.policy.Spec.FailurePolicy = &ignore
+		}},
+		{"a GitHubDeployment reports only its own namespace", "updates not checked", func(b *bundle) {
+			b.policy.Spec.MatchConstraints.ResourceRules[0].Operations = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+		}},
+		{"a GitHubDeployment reports only its own namespace", "the tracker's status writes checked", func(b *bundle) {
+			rule := &b.policy.Spec.MatchConstraints.ResourceRules[0]
+			rule.Resources = append(rule.Resources, "githubdeployments/status")
+		}},
+		{"a GitHubDeployment reports only its own namespace", "compares nothing", func(b *bundle) {
+			b.policy.Spec.Validations[0].Expression = "true"
+		}},
+		{"a GitHubDeployment reports only its own namespace", "binding warns only", func(b *bundle) {
+			b.policyBinding.Spec.ValidationActions = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Warn}
+		}},
+		{"a GitHubDeployment reports only its own namespace", "binding names another policy", func(b *bundle) {
+			b.policyBinding.Spec.PolicyName = "deployment-tracker"
 		}},
 		{"bindings bind the deployment's service account", "other service account", func(b *bundle) {
 			b.deployment.Spec.Template.Spec.ServiceAccountName = "default"

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"time"
 
@@ -29,9 +28,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	ghv1 "github.com/deployment-tracker/deployment-tracker/internal/apis/github/v1alpha1"
 	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
 	cfgpkg "github.com/deployment-tracker/deployment-tracker/internal/config"
 	"github.com/deployment-tracker/deployment-tracker/internal/dispatch"
+	"github.com/deployment-tracker/deployment-tracker/internal/ghclient"
 	"github.com/deployment-tracker/deployment-tracker/internal/ledger"
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
 	"github.com/deployment-tracker/deployment-tracker/internal/podwatch"
@@ -39,8 +40,6 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
 	rolloutctl "github.com/deployment-tracker/deployment-tracker/internal/rollout/controller"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
-	"github.com/deployment-tracker/deployment-tracker/internal/sink/github"
-	"github.com/deployment-tracker/deployment-tracker/internal/sink/logsink"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink/slack"
 	"github.com/deployment-tracker/deployment-tracker/internal/tracker"
 	"github.com/deployment-tracker/deployment-tracker/internal/version"
@@ -80,7 +79,8 @@ type App struct {
 	Notifier   *dispatch.Rollouts
 	Metrics    *metrics.Metrics
 
-	rolloutSinks []string // names of the rollout sinks
+	rolloutSinks []string         // names of the rollout sinks
+	github       *ghclient.Client // the GitHub client of the sinks, once made
 }
 
 // New wires the tracker from c.
@@ -130,6 +130,9 @@ func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, 
 		return nil, fmt.Errorf("building the scheme: %w", err)
 	}
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("building the scheme: %w", err)
+	}
+	if err := ghv1.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building the scheme: %w", err)
 	}
 	mgrOpts := manager.Options{
@@ -218,7 +221,7 @@ func (a *App) addDelivery(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 	s := o.Sink
 	if s == nil {
 		var err error
-		if s, err = newSink(c, o); err != nil {
+		if s, err = a.newSink(c, o); err != nil {
 			return err
 		}
 	}
@@ -230,7 +233,10 @@ func (a *App) addDelivery(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 	if led != nil {
 		firstSync = func(ctx context.Context) (bool, error) { return a.Tracker.FirstSync(ctx) }
 	}
+	onCredentials := a.newCredentialEvents(c, log)
 	dc := dispatch.Config{
+		SinkName:           recordSinkName(c),
+		OnCredentials:      onCredentials,
 		FirstSync:          firstSync,
 		Sink:               s,
 		Workers:            c.Workers,
@@ -260,7 +266,8 @@ func (a *App) addDelivery(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 			return err
 		}
 	}
-	rc := dispatch.RolloutsConfig{Sinks: rsinks, DrainTimeout: c.ShutdownTimeout, Metrics: a.Metrics, Log: log.WithName("rollouts")}
+	rc := dispatch.RolloutsConfig{Sinks: rsinks, DrainTimeout: c.ShutdownTimeout, Metrics: a.Metrics, Log: log.WithName("rollouts"),
+		OnCredentials: onCredentials}
 	if led != nil {
 		rc.Reporter = reporter
 	}
@@ -359,6 +366,8 @@ func addChecks(mgr manager.Manager) error {
 const (
 	rolloutSinkLog   = "log"
 	rolloutSinkSlack = "slack"
+	// rolloutSinkGitHubDeployments is the GitHub Deployments sink.
+	rolloutSinkGitHubDeployments = "github-deployments"
 )
 
 // newRolloutSinks are the rollout sinks the configuration enables: the dry-run log sink, when it is one; Slack,
@@ -370,7 +379,7 @@ func (a *App) newRolloutSinks(c *cfgpkg.Config, s sink.Sink, log logr.Logger) (m
 	}
 	if c.Slack.Enabled() && !c.DryRun {
 		sc := slack.Config{
-			Token: c.Slack.Token, Channel: c.Slack.Channel, APIURL: c.Slack.APIURL,
+			Token: c.Slack.Token, TokenFile: c.Slack.TokenFile, Channel: c.Slack.Channel, APIURL: c.Slack.APIURL,
 			LogicalEnvironment: c.LogicalEnvironment, Cluster: c.Cluster, TeamLabel: c.Slack.TeamLabel,
 			Workloads: slack.CacheWorkloads{Reader: a.Manager.GetCache()},
 			Errors:    a.Metrics.SlackErrors,
@@ -388,32 +397,19 @@ func (a *App) newRolloutSinks(c *cfgpkg.Config, s sink.Sink, log logr.Logger) (m
 		}
 		out[rolloutSinkSlack] = ss
 	}
+	if c.GitHubDeployments && !c.DryRun {
+		gd, err := a.newGitHubDeployments(c, log)
+		if err != nil {
+			return nil, err
+		}
+		out[rolloutSinkGitHubDeployments] = gd
+	}
 	return out, nil
 }
 
 // Start runs the tracker until ctx is cancelled; queued records are drained within the shutdown timeout.
 func (a *App) Start(ctx context.Context) error {
 	return a.Manager.Start(ctx)
-}
-
-func newSink(c *cfgpkg.Config, o Options) (sink.Sink, error) {
-	if c.DryRun {
-		w := o.DryRunOutput
-		if w == nil {
-			w = os.Stdout
-		}
-		return logsink.New(w), nil
-	}
-	gc := github.Config{BaseURL: c.BaseURL, Org: c.Org, Token: c.APIToken, UserAgent: version.UserAgent()}
-	if c.AppID != 0 {
-		gc.Token = ""
-		gc.App = &github.AppConfig{AppID: c.AppID, InstallationID: c.InstallationID, PrivateKeyPath: c.AppPrivateKey}
-	}
-	s, err := github.New(gc)
-	if err != nil {
-		return nil, fmt.Errorf("GitHub sink: %w", err)
-	}
-	return s, nil
 }
 
 // ledgerReporter writes the outcome of posts into the ledger's status.

@@ -69,10 +69,15 @@ type Config struct {
 	Cluster             string
 
 	// GitHub authentication (environment variables). Secret values never leave this struct in logs.
-	APIToken       string
+	APIToken string
+	// APITokenFile is API_TOKEN_FILE when the token came from it: the sinks read it again when it changes.
+	APITokenFile   string
 	AppID          int64
 	InstallationID int64
 	AppPrivateKey  string // path to the PEM file
+
+	// GitHubDeployments enables the GitHub Deployments rollout sink (-github-deployments).
+	GitHubDeployments bool
 
 	// Slack rollout sink (environment variables): enabled when a token is set.
 	Slack SlackConfig
@@ -86,6 +91,9 @@ type SlackConfig struct {
 	// TeamLabel is SLACK_TEAM_LABEL: the label key whose value, on the workload or its namespace, the messages
 	// show as the team; empty: no team.
 	TeamLabel string
+	// TokenFile is SLACK_TOKEN_FILE when the token came from it: the sink reads it again when it changes (a
+	// rotated Secret), without a restart.
+	TokenFile string
 }
 
 // Enabled reports whether the Slack sink is configured.
@@ -150,6 +158,7 @@ func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 	fs.IntVar(&c.RequestsPerHour, "github-requests-per-hour", 500, "client-side pace of record posts per hour (0: unlimited)")
 	fs.DurationVar(&c.UnknownArtifactTTL, "unknown-artifact-ttl", time.Hour, "how long a 404 for an unknown artifact digest is remembered before it is tried again (0 or more)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long queued records may still be posted before exiting (more than 0)")
+	fs.BoolVar(&c.GitHubDeployments, "github-deployments", true, "create GitHub deployments and deployment statuses for the rollouts of workloads annotated with github.deployment-tracker.io/repository or named by a GitHubDeployment (needs the Deployments write permission; not with -dry-run)")
 	fs.IntVar(&c.RolloutHistory, "rollout-history", 10, "rollouts kept per workload in the ledger (RolloutRecord objects; 1 to 1000)")
 	fs.DurationVar(&c.RolloutMaxAge, "rollout-max-age", 30*24*time.Hour, "how long a finished rollout is kept in the ledger at most (at least 1h; the latest of a workload stays while it exists)")
 	fs.SetOutput(io.Discard)
@@ -412,6 +421,8 @@ func (c *Config) parseSlack(get func(string) string) []error {
 			errs = append(errs, fmt.Errorf("SLACK_TOKEN_FILE: %w", err))
 		} else if c.Slack.Token = strings.TrimSpace(string(b)); c.Slack.Token == "" {
 			errs = append(errs, fmt.Errorf("SLACK_TOKEN_FILE: %s is empty", tokenFile))
+		} else {
+			c.Slack.TokenFile = tokenFile
 		}
 	default:
 		c.Slack.Token = token
@@ -471,7 +482,7 @@ func (c *Config) parseAuth(get func(string) string) []error {
 		case hasSpace(tok):
 			errs = append(errs, fmt.Errorf("API_TOKEN_FILE: %s contains whitespace besides a trailing newline", tokenFile))
 		default:
-			c.APIToken = tok
+			c.APIToken, c.APITokenFile = tok, tokenFile
 		}
 	case app:
 		var err error

@@ -65,6 +65,7 @@ func defaults() *Config {
 		ShutdownTimeout:    20 * time.Second,
 		RolloutHistory:     10,
 		RolloutMaxAge:      30 * 24 * time.Hour,
+		GitHubDeployments:  true,
 		Org:                "octo-org",
 		BaseURL:            "https://api.github.com",
 		TemplateText:       record.DefaultTemplate,
@@ -153,6 +154,7 @@ func TestParse(t *testing.T) {
 				"-health-probe-bind-address=:9000", "-leader-elect", "-leader-election-namespace=tracker",
 				"-leader-election-id=dt", "-github-requests-per-minute=0", "-github-requests-per-hour=0",
 				"-unknown-artifact-ttl=0s", "-shutdown-timeout=1m30s", "-rollout-history=3", "-rollout-max-age=168h",
+				"-github-deployments=false",
 			},
 			want: func(c *Config) {
 				c.Kubeconfig, c.Namespace, c.Workers = "/home/me/.kube/config", "payments", 8
@@ -160,6 +162,7 @@ func TestParse(t *testing.T) {
 				c.HealthProbeAddr, c.LeaderElect, c.LeaderElectionNamespace, c.LeaderElectionID = ":9000", true, "tracker", "dt"
 				c.RequestsPerMinute, c.RequestsPerHour, c.UnknownArtifactTTL, c.ShutdownTimeout = 0, 0, 0, 90*time.Second
 				c.RolloutHistory, c.RolloutMaxAge = 3, 7*24*time.Hour
+				c.GitHubDeployments = false
 			},
 		},
 		{
@@ -196,7 +199,7 @@ func TestParse(t *testing.T) {
 			name: "Slack from a token file",
 			set:  map[string]string{"SLACK_TOKEN_FILE": files.token, "SLACK_CHANNEL": " #deploys ", "SLACK_API_URL": "http://127.0.0.1:1/api/"},
 			want: func(c *Config) {
-				c.Slack = SlackConfig{Token: secretToken, Channel: "#deploys", APIURL: "http://127.0.0.1:1/api/"}
+				c.Slack = SlackConfig{Token: secretToken, TokenFile: files.token, Channel: "#deploys", APIURL: "http://127.0.0.1:1/api/"}
 			},
 		},
 		{
@@ -303,19 +306,19 @@ func TestParse(t *testing.T) {
 			name:  "API_TOKEN_FILE: the trailing newline is removed",
 			set:   map[string]string{"API_TOKEN_FILE": files.token},
 			unset: []string{"API_TOKEN"},
-			want:  func(c *Config) { c.APIToken = secretToken },
+			want:  func(c *Config) { c.APIToken, c.APITokenFile = secretToken, files.token },
 		},
 		{
 			name:  "API_TOKEN_FILE: a trailing CRLF is removed",
 			set:   map[string]string{"API_TOKEN_FILE": files.tokenCRLF},
 			unset: []string{"API_TOKEN"},
-			want:  func(c *Config) { c.APIToken = secretToken },
+			want:  func(c *Config) { c.APIToken, c.APITokenFile = secretToken, files.tokenCRLF },
 		},
 		{
 			name:  "API_TOKEN_FILE without a newline",
 			set:   map[string]string{"API_TOKEN_FILE": files.tokenNoNewline},
 			unset: []string{"API_TOKEN"},
-			want:  func(c *Config) { c.APIToken = secretToken },
+			want:  func(c *Config) { c.APIToken, c.APITokenFile = secretToken, files.tokenNoNewline },
 		},
 		{
 			name:  "API_TOKEN is trimmed",

@@ -17,6 +17,17 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 )
 
+// ErrInstallationToken wraps the failures to mint an App installation token, which Classify classifies too.
+var ErrInstallationToken = errors.New("get installation token")
+
+// StatusError is an answer that may be retried (408, 5xx): sink.Classify finds it retryable.
+type StatusError struct {
+	StatusCode int
+	Message    string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("status %d: %s", e.StatusCode, e.Message) }
+
 // Classify maps an error of a go-github call (or of Do) to the sink error classes, as GitHub documents its
 // answers (https://docs.github.com/rest/using-the-rest-api/troubleshooting-the-rest-api):
 //
@@ -37,7 +48,16 @@ func (c *Client) Classify(err error) error {
 	var abuse *github.AbuseRateLimitError
 	var er *github.ErrorResponse
 	var tok *ghinstallation.HTTPError
+	var redirect *github.RedirectionError
 	switch {
+	case errors.As(err, &redirect):
+		// Redirects are not followed when the client is told not to: a BASE_URL that is a web page (GitHub
+		// Enterprise Server without /api/v3) redirects to its login.
+		where := ""
+		if redirect.Location != nil {
+			where = " to " + redirect.Location.String()
+		}
+		return &sink.PermanentError{StatusCode: redirect.StatusCode, Message: c.redact("redirected" + where)}
 	case errors.As(err, &rl):
 		// go-github also refuses a call itself, without sending it, while a limit it saw lasts; its response
 		// then has no headers, and the reset it remembered says when.
@@ -66,7 +86,7 @@ func (c *Client) Classify(err error) error {
 		}
 		return c.classify(er.Response.StatusCode, er.Response.Header, msg, docs)
 	case errors.As(err, &tok) && tok.Response != nil:
-		return fmt.Errorf("get installation token: %w", c.tokenRefused(c.ClassifyResponse(tok.Response)))
+		return fmt.Errorf("%w: %w", ErrInstallationToken, c.tokenRefused(c.ClassifyResponse(tok.Response)))
 	}
 	return err
 }
@@ -111,7 +131,7 @@ func (c *Client) classify(code int, h http.Header, msg, docs string) error {
 	case code == http.StatusNotFound:
 		return &sink.NotFoundError{Message: msg}
 	case code == http.StatusRequestTimeout, code >= 500:
-		return fmt.Errorf("status %d: %s", code, msg)
+		return &StatusError{StatusCode: code, Message: msg}
 	case code >= 400:
 		return &sink.PermanentError{StatusCode: code, Message: msg}
 	default:

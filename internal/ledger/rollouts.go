@@ -173,12 +173,13 @@ func (l *Ledger) RolloutDelivered(ctx context.Context, r rollout.Rollout, sink s
 }
 
 // RolloutFailed records a failed delivery of r to sink: the error, the attempts so far and when the next one
-// is due (zero: not retried). What the sink acknowledged before stays. A rollout that is not in the ledger
-// (pruned meanwhile) is not an error.
+// is due (zero: not retried). What the sink acknowledged before stays. A sink that refuses the credentials (a
+// sink.CredentialsError) makes the Delivered condition's reason CredentialsRefused. A rollout that is not in
+// the ledger (pruned meanwhile) is not an error.
 func (l *Ledger) RolloutFailed(ctx context.Context, r rollout.Rollout, sink string, postErr error, attempts int, next time.Time) error {
 	return l.rolloutStatus(ctx, r, sink, func(_ *v1alpha1.RolloutRecord, s *v1alpha1.RolloutSinkStatus) {
 		s.Attempts = int32(min(attempts, 1<<30))
-		s.LastError = truncate(postErr.Error(), maxError)
+		s.LastError = lastError(postErr, maxError)
 		s.NextRetry = nil
 		if !next.IsZero() {
 			t := metav1.NewTime(next)
@@ -308,9 +309,9 @@ func setDelivered(rr *v1alpha1.RolloutRecord, now time.Time) {
 	for _, s := range rr.Status.Sinks {
 		switch {
 		case s.LastError != "":
-			c.Status, c.Reason, c.Message = metav1.ConditionFalse, "DeliveryFailed", s.Sink+": "+s.LastError
+			c.Status, c.Reason, c.Message = metav1.ConditionFalse, failureReason(s.LastError, "DeliveryFailed"), s.Sink+": "+s.LastError
 		case !acknowledged(rr, s):
-			if c.Reason != "DeliveryFailed" {
+			if c.Reason != "DeliveryFailed" && c.Reason != ReasonCredentialsRefused {
 				c.Status, c.Reason, c.Message = metav1.ConditionFalse, "Pending", s.Sink+": not acknowledged yet"
 			}
 		}
@@ -360,7 +361,7 @@ func rolloutSpec(r rollout.Rollout, now time.Time, cur *v1alpha1.RolloutRecordSp
 		Ready: r.Ready, Desired: r.Desired,
 	}
 	for _, c := range r.Containers {
-		s.Containers = append(s.Containers, v1alpha1.RolloutContainer{Name: c.Name, Image: c.Image, Digest: c.Digest})
+		s.Containers = append(s.Containers, v1alpha1.RolloutContainer{Name: c.Name, Image: c.Image, Digest: c.Digest, Init: c.Init})
 	}
 	if r.Started.IsZero() {
 		if cur != nil {
@@ -382,7 +383,7 @@ func rolloutOf(s v1alpha1.RolloutRecordSpec) rollout.Rollout {
 		Finished: timeOf(s.Finished), Ready: s.Ready, Desired: s.Desired,
 	}
 	for _, c := range s.Containers {
-		r.Containers = append(r.Containers, rollout.Container{Name: c.Name, Image: c.Image, Digest: c.Digest})
+		r.Containers = append(r.Containers, rollout.Container{Name: c.Name, Image: c.Image, Digest: c.Digest, Init: c.Init})
 	}
 	return r
 }

@@ -30,6 +30,7 @@ import (
 	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
 	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 )
 
 // The rollout ledger is tested like the record ledger (ledger_test.go): against controller-runtime's fake
@@ -326,6 +327,10 @@ func acknowledgedBy(gen int64) *condition {
 
 func pendingAt(gen int64, sink string) *condition {
 	return &condition{Status: metav1.ConditionFalse, Reason: "Pending", Message: sink + ": not acknowledged yet", ObservedGeneration: gen}
+}
+
+func rolloutCredentialsRefused(gen int64, msg string) *condition {
+	return &condition{Status: metav1.ConditionFalse, Reason: ReasonCredentialsRefused, Message: msg, ObservedGeneration: gen}
 }
 
 func deliveryFailed(gen int64, msg string) *condition {
@@ -649,6 +654,8 @@ func TestPutRolloutErrors(t *testing.T) {
 func TestRolloutDelivery(t *testing.T) {
 	later, retry := t1.Add(time.Minute), t1.Add(2*time.Minute)
 	errSlack := errors.New("post to slack: 503 Service Unavailable")
+	refused := &sink.CredentialsError{StatusCode: 200, Message: "slack: chat.postMessage to #deploys refused: invalid_auth"}
+	errRefused := fmt.Errorf("notify shop/web revision 1: %w", refused)
 	// 1201 bytes; byte 1024 is in the middle of a character.
 	long := "x" + strings.Repeat("é", 600)
 	r1 := ro(1, rollout.PhaseInProgress)
@@ -703,6 +710,29 @@ func TestRolloutDelivery(t *testing.T) {
 			wantSinks:     []v1alpha1.RolloutSinkStatus{{Sink: "slack", Attempts: 3, LastError: errSlack.Error(), NextRetry: ptrTime(retry)}},
 			wantCondition: deliveryFailed(1, "slack: "+errSlack.Error()),
 			want:          RolloutEntry{Rollout: r1, Sinks: map[string]RolloutDelivery{"slack": {LastError: errSlack.Error()}}},
+		},
+		{
+			name:          "credentials refused: the refusal's own text, reason CredentialsRefused",
+			ops:           []op{putRollout(t1, r1), rolloutFailed(later, r1, "slack", errRefused, 0, retry)},
+			wantSinks:     []v1alpha1.RolloutSinkStatus{{Sink: "slack", LastError: refused.Error(), NextRetry: ptrTime(retry)}},
+			wantCondition: rolloutCredentialsRefused(1, "slack: "+refused.Error()),
+			want:          RolloutEntry{Rollout: r1, Sinks: map[string]RolloutDelivery{"slack": {LastError: refused.Error()}}},
+		},
+		{
+			name: "credentials refused, then a new phase: still CredentialsRefused",
+			ops:  []op{putRollout(t1, r1), rolloutFailed(later, r1, "slack", errRefused, 1, retry), putRollout(retry, cur)},
+			wantSinks: []v1alpha1.RolloutSinkStatus{{Sink: "slack", Attempts: 1, LastError: refused.Error(),
+				NextRetry: ptrTime(retry)}},
+			wantCondition: rolloutCredentialsRefused(2, "slack: "+refused.Error()),
+			want:          RolloutEntry{Rollout: cur, Sinks: map[string]RolloutDelivery{"slack": {LastError: refused.Error()}}},
+		},
+		{
+			name: "credentials refused, then delivered: cleared",
+			ops:  []op{putRollout(t1, r1), rolloutFailed(t1, r1, "slack", errRefused, 1, retry), rolloutDelivered(later, r1, "slack", msg)},
+			wantSinks: []v1alpha1.RolloutSinkStatus{{Sink: "slack", Phase: "InProgress", ObservedGeneration: 1, LastDelivered: ptrTime(later),
+				State: msg}},
+			wantCondition: acknowledgedBy(1),
+			want:          RolloutEntry{Rollout: r1, Sinks: map[string]RolloutDelivery{"slack": {Phase: rollout.PhaseInProgress, Synced: true, State: msg}}},
 		},
 		{
 			name:          "failed for good with a long error: no next retry, the error cut on a character boundary",

@@ -195,11 +195,15 @@ func TestGitHubStatuses(t *testing.T) {
 					t.Errorf("request %s %s, want GET /orgs/octo-org", r.Method, r.URL.Path)
 				}
 				for h, want := range map[string]string{
-					"Authorization": "Bearer " + testToken, "Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
+					"Authorization": "Bearer " + testToken, "X-GitHub-Api-Version": "2022-11-28",
 				} {
 					if got := r.Header.Get(h); got != want {
 						t.Errorf("%s: %q, want %q", h, got, want)
 					}
+				}
+				// go-github asks for GitHub's JSON, some endpoints with a preview media type.
+				if got := r.Header.Get("Accept"); !strings.HasPrefix(got, "application/vnd.github.") {
+					t.Errorf("Accept: %q, want a GitHub media type", got)
 				}
 				if !strings.HasPrefix(r.Header.Get("User-Agent"), "deployment-tracker/") {
 					t.Errorf("User-Agent %q", r.Header.Get("User-Agent"))

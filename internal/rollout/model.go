@@ -63,6 +63,8 @@ type Container struct {
 	Name   string
 	Image  string
 	Digest string
+	// Init marks an init container (sidecars included).
+	Init bool
 }
 
 // Rollout is one revision of a workload and how its rollout went.

@@ -27,8 +27,9 @@ func NewTransform(keepLabels ...string) cache.TransformFunc {
 var workloadAnnotations = []string{podwatch.AnnotationDeploymentRevision}
 
 // workloadAnnotationPrefixes are the annotation prefixes a trimmed workload keeps for the rollout sinks: the
-// Slack sink's channel and opt-out (internal/sink/slack.AnnotationPrefix).
-var workloadAnnotationPrefixes = []string{"slack.deployment-tracker.io/"}
+// Slack sink's channel and opt-out (internal/sink/slack.AnnotationPrefix) and the GitHub Deployments sink's
+// configuration (internal/sink/githubdeploy.AnnotationPrefix).
+var workloadAnnotationPrefixes = []string{"slack.deployment-tracker.io/", "github.deployment-tracker.io/"}
 
 // The labels a trimmed ControllerRevision or ReplicaSet keeps (the hash its pods carry), and the annotations a
 // ReplicaSet keeps besides the metadata.github.com/ ones (its revision number).

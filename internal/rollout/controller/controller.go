@@ -254,9 +254,9 @@ func templateContainers(obj client.Object) []rollout.Container {
 		return nil
 	}
 	out := make([]rollout.Container, 0, len(spec.InitContainers)+len(spec.Containers))
-	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+	for i, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
 		for _, ct := range cs {
-			out = append(out, rollout.Container{Name: ct.Name, Image: ct.Image})
+			out = append(out, rollout.Container{Name: ct.Name, Image: ct.Image, Init: i == 0})
 		}
 	}
 	return out

@@ -48,7 +48,7 @@ func version(hash string) string {
 // templateOf returns the containers of the pod template of hash, init container first, digests empty.
 func templateOf(hash string) []rollout.Container {
 	return []rollout.Container{
-		{Name: "migrate", Image: "ghcr.io/octo-org/web-migrate:" + version(hash)},
+		{Name: "migrate", Image: "ghcr.io/octo-org/web-migrate:" + version(hash), Init: true},
 		{Name: "app", Image: "ghcr.io/octo-org/web:" + version(hash)},
 	}
 }

@@ -101,6 +101,7 @@ type containerJSON struct {
 	Name   string `json:"name"`
 	Image  string `json:"image"`
 	Digest string `json:"digest"`
+	Init   bool   `json:"init,omitempty"`
 }
 
 func rolloutOf(n rollout.Notification) rolloutJSON {

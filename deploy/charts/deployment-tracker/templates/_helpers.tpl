@@ -86,6 +86,9 @@ the webhook's namespaceSelector skips: the informer must not record them either.
 {{- if not $v.ledger.enabled }}
 {{- $args = append $args "-ledger-namespace=-" }}
 {{- end }}
+{{- if not $v.githubDeployments.enabled }}
+{{- $args = append $args "-github-deployments=false" }}
+{{- end }}
 {{- $metrics := $v.ports.metrics }}
 {{- if not (kindIs "invalid" $metrics) }}
 {{- $metrics = printf ":%d" (int64 $metrics) }}

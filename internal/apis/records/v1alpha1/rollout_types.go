@@ -27,6 +27,9 @@ type RolloutContainer struct {
 	// +kubebuilder:validation:MaxLength=255
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$`
 	Digest string `json:"digest,omitempty"`
+	// Init is true for an init container (restartable sidecars included).
+	// +optional
+	Init bool `json:"init,omitempty"`
 }
 
 // RolloutRecordSpec is one revision of a workload and how its rollout went, as the tracker decided it: what
