@@ -4,13 +4,14 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -70,6 +71,12 @@ type containerView struct {
 
 // Handle observes one admission request. It always returns allowed.
 func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return h.handle(ctx, &req.AdmissionRequest, nil)
+}
+
+// handle observes req. decoded, when set, holds req's object and oldObject already decoded (Server's single
+// pass over the review); else they are decoded from req's raw bytes.
+func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest, decoded *requestView) admission.Response {
 	allowed := admission.Allowed("")
 	op := string(req.Operation)
 	if req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
@@ -81,16 +88,29 @@ func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.R
 		return allowed
 	}
 	var raw []byte
+	var pod *podView
 	switch req.Operation {
 	case admissionv1.Create:
 		raw = req.Object.Raw
+		if decoded != nil {
+			pod = decoded.Object
+		}
 	case admissionv1.Delete:
 		raw = req.OldObject.Raw
+		if decoded != nil {
+			pod = decoded.OldObject
+		}
 	default:
 		h.count(op, metrics.AdmissionIgnored)
 		return allowed
 	}
-	obs, err := decode(raw)
+	var obs observation.Admission
+	var err error
+	if decoded != nil {
+		obs, err = observe(pod)
+	} else {
+		obs, err = decode(raw)
+	}
 	if err != nil {
 		h.count(op, metrics.AdmissionUndecodable)
 		log.FromContext(ctx).Error(err, "Cannot decode pod in admission review; allowed and not observed",
@@ -127,6 +147,7 @@ func (h *Handler) count(op, outcome string) {
 	h.metrics.Admission.WithLabelValues(op, outcome).Inc()
 }
 
+// decode decodes the pod of a request from its raw bytes.
 func decode(raw []byte) (observation.Admission, error) {
 	if len(raw) == 0 {
 		return observation.Admission{}, errors.New("no object in request")
@@ -134,6 +155,14 @@ func decode(raw []byte) (observation.Admission, error) {
 	var p podView
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return observation.Admission{}, fmt.Errorf("decode pod: %w", err)
+	}
+	return observe(&p)
+}
+
+// observe is the observation of a decoded pod; p is nil when the request has no object.
+func observe(p *podView) (observation.Admission, error) {
+	if p == nil {
+		return observation.Admission{}, errors.New("no object in request")
 	}
 	if len(p.Spec.Containers) == 0 {
 		return observation.Admission{}, errors.New("decode pod: no containers")
@@ -186,9 +215,32 @@ func bounded(s string, n int) string {
 // controller-runtime's admission.Webhook answers a review it cannot read with allowed=false, which the API
 // server treats as a denial even with failurePolicy Ignore. This transport answers every request with
 // allowed=true, counts the malformed ones, and bounds the body at MaxBodyBytes.
+//
+// With this package's Handler, a review is decoded in one pass: the pod in object or oldObject is decoded into
+// the fields the webhook reads together with the request, instead of being copied out as raw bytes and decoded
+// a second time. A review the single pass does not take cleanly (malformed, unsupported, or a pod of the wrong
+// shape) is decoded the general way, so that it is answered, counted and logged as any Handler's would be. (A
+// review naming object or oldObject twice, which no API server sends, has the two merged where the general way
+// takes the last.)
 type Server struct {
 	Handler admission.Handler
 	Metrics *metrics.Metrics
+}
+
+// reviewView is an AdmissionReview v1 whose request carries its pods decoded (Server's single pass).
+type reviewView struct {
+	APIVersion string       `json:"apiVersion"`
+	Kind       string       `json:"kind"`
+	Request    *requestView `json:"request"`
+}
+
+// requestView is an AdmissionRequest whose object and oldObject are decoded as pods: its own Object and
+// OldObject take the JSON names from the embedded request's raw ones (encoding/json prefers the shallower
+// field), every other field is decoded, and checked, as in an AdmissionRequest. nil: no object (or null).
+type requestView struct {
+	admissionv1.AdmissionRequest
+	Object    *podView `json:"object"`
+	OldObject *podView `json:"oldObject"`
 }
 
 type reviewResponse struct {
@@ -197,11 +249,36 @@ type reviewResponse struct {
 	Response   *admissionv1.AdmissionResponse `json:"response"`
 }
 
+// bodies are the buffers request bodies are read into, reused: nothing decoded from a body refers to its bytes
+// (encoding/json copies every string, and a RawExtension its bytes).
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody is the largest body buffer kept for reuse, so that a rare large review does not stay in memory.
+const maxPooledBody = 256 << 10
+
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	body := bodies.Get().(*bytes.Buffer)
+	defer func() {
+		if body.Cap() <= maxPooledBody {
+			body.Reset()
+			bodies.Put(body)
+		}
+	}()
+	err := s.read(w, r, body)
+	if h, ok := s.Handler.(*Handler); ok && err == nil {
+		var review reviewView
+		if json.Unmarshal(body.Bytes(), &review) == nil && supported(review.APIVersion, review.Kind) && review.Request != nil {
+			req := &review.Request.AdmissionRequest
+			s.answer(ctx, w, req.UID, h.handle(handlerContext(ctx), req, review.Request))
+			return
+		}
+	}
 	var review admissionv1.AdmissionReview
-	err := s.read(w, r, &review)
+	if err == nil {
+		err = decodeReview(body.Bytes(), &review)
+	}
 	if err != nil {
 		if s.Metrics != nil {
 			s.Metrics.Admission.WithLabelValues("", metrics.AdmissionMalformed).Inc()
@@ -215,40 +292,63 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := admission.Request{AdmissionRequest: *review.Request}
-	resp := s.Handler.Handle(log.IntoContext(ctx, log.FromContext(ctx).WithValues("webhook", Path)), req)
-	resp.UID = req.UID
-	// An observe-only webhook allows, whatever the handler said.
+	s.answer(ctx, w, req.UID, s.Handler.Handle(handlerContext(ctx), req))
+}
+
+// handlerContext is the context a Handler is called with: its logger names the webhook.
+func handlerContext(ctx context.Context) context.Context {
+	return log.IntoContext(ctx, log.FromContext(ctx).WithValues("webhook", Path))
+}
+
+// answer writes the handler's response to the review uid, allowed whatever the handler said: the webhook only
+// observes.
+func (s *Server) answer(ctx context.Context, w http.ResponseWriter, uid types.UID, resp admission.Response) {
+	resp.UID = uid
 	resp.Allowed = true
 	resp.Result = nil
 	s.write(ctx, w, &resp.AdmissionResponse)
 }
 
-func (s *Server) read(w http.ResponseWriter, r *http.Request, review *admissionv1.AdmissionReview) error {
+// read checks the request and reads its body, at most MaxBodyBytes, into body.
+func (s *Server) read(w http.ResponseWriter, r *http.Request, body *bytes.Buffer) error {
 	if r.Method != http.MethodPost {
 		return fmt.Errorf("method %s, want POST", r.Method)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		return fmt.Errorf("content type %q, want application/json", ct)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
+	// Room for the announced length (bounded) and the final read's: one allocation, none when reused.
+	body.Grow(int(min(max(r.ContentLength, 0), MaxBodyBytes)) + bytes.MinRead)
+	if _, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes)); err != nil {
 		return fmt.Errorf("read body: %w", err)
 	}
+	return nil
+}
+
+// decodeReview decodes an AdmissionReview v1 with a request.
+func decodeReview(body []byte, review *admissionv1.AdmissionReview) error {
 	if err := json.Unmarshal(body, review); err != nil {
 		return fmt.Errorf("decode admission review: %w", err)
 	}
 	if review.Request == nil {
 		return errors.New("admission review has no request")
 	}
-	if review.APIVersion != admissionv1.SchemeGroupVersion.String() || review.Kind != "AdmissionReview" {
+	if !supported(review.APIVersion, review.Kind) {
 		return fmt.Errorf("unsupported %s %s, want admission.k8s.io/v1 AdmissionReview", review.APIVersion, review.Kind)
 	}
 	return nil
 }
 
+// reviewAPIVersion is the apiVersion of the reviews served and answered.
+var reviewAPIVersion = admissionv1.SchemeGroupVersion.String()
+
+func supported(apiVersion, kind string) bool {
+	return apiVersion == reviewAPIVersion && kind == "AdmissionReview"
+}
+
 func (s *Server) write(ctx context.Context, w http.ResponseWriter, resp *admissionv1.AdmissionResponse) {
 	w.Header().Set("Content-Type", "application/json")
-	out := reviewResponse{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview", Response: resp}
+	out := reviewResponse{APIVersion: reviewAPIVersion, Kind: "AdmissionReview", Response: resp}
 	if err := json.NewEncoder(w).Encode(out); err != nil {
 		log.FromContext(ctx).Error(err, "Cannot write admission response")
 	}

@@ -349,6 +349,165 @@ func TestHandler(t *testing.T) {
 			}
 		})
 	}
+	// The same requests in reviews through the Server, which decodes each review and its pod in one pass.
+	for _, tt := range tests {
+		t.Run(tt.name+"/through the server", func(t *testing.T) {
+			body, err := json.Marshal(admissionv1.AdmissionReview{
+				TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+				Request:  &tt.req.AdmissionRequest,
+			})
+			if err != nil {
+				t.Skipf("the request does not fit in a JSON review: %v", err)
+			}
+			reg := prometheus.NewPedanticRegistry()
+			obs := newObserver(tt.capacity)
+			h := New(obs, metrics.New(reg))
+			h.now = func() time.Time { return fixedNow }
+			r := httptest.NewRequestWithContext(log.IntoContext(t.Context(), testr.New(t)), http.MethodPost, Path, bytes.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+
+			(&Server{Handler: h}).ServeHTTP(w, r)
+
+			var got admissionv1.AdmissionReview
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got.Response == nil || !got.Response.Allowed ||
+				got.Response.UID != tt.req.UID {
+				t.Errorf("response %s (%v), want allowed for %s", w.Body, err, tt.req.UID)
+			}
+			if diff := cmp.Diff(tt.want, obs.drain()); diff != "" {
+				t.Errorf("observed (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.counts, admissionCounts(t, reg)); diff != "" {
+				t.Errorf("deptracker_admission_requests_total (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestReviewView checks that the single pass decodes the pods of a review where the raw objects would be.
+func TestReviewView(t *testing.T) {
+	body := reviewJSON(t, admissionv1.AdmissionRequest{
+		UID: "u", Kind: podGVK("", "Pod"), Operation: admissionv1.Delete, Namespace: "payments",
+		Object:    runtime.RawExtension{Raw: []byte(`null`)},
+		OldObject: runtime.RawExtension{Raw: podJSON(t, simplePod())},
+	})
+	var got reviewView
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Request == nil || got.Request.UID != "u" || got.Request.Namespace != "payments" || got.Request.Operation != admissionv1.Delete {
+		t.Fatalf("request = %+v, want the review's", got.Request)
+	}
+	if got.Request.Object != nil {
+		t.Errorf("object = %+v, want nil (null)", got.Request.Object)
+	}
+	if got.Request.OldObject == nil || got.Request.OldObject.Metadata.Name != "api-7d9f8-x2x4k" || len(got.Request.OldObject.Spec.Containers) != 2 {
+		t.Errorf("oldObject = %+v, want the pod decoded", got.Request.OldObject)
+	}
+	if got.Request.AdmissionRequest.Object.Raw != nil || got.Request.AdmissionRequest.OldObject.Raw != nil {
+		t.Error("the raw objects were copied as well")
+	}
+}
+
+// generalHandler hides the Handler's type from the Server, which then decodes reviews the general way.
+type generalHandler struct{ admission.Handler }
+
+// FuzzSinglePass checks that whatever arrives, the Server's single pass answers, observes, counts and logs as
+// the general way (an AdmissionReview, then the pod from its raw bytes) does.
+func FuzzSinglePass(f *testing.F) {
+	for _, req := range []admissionv1.AdmissionRequest{
+		{UID: "u", Kind: podGVK("", "Pod"), Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: podJSON(f, simplePod())}},
+		{UID: "u", Kind: podGVK("", "Pod"), Operation: admissionv1.Delete, OldObject: runtime.RawExtension{Raw: podJSON(f, benchPod())}},
+		{UID: "u", Kind: podGVK("", "Pod"), Operation: admissionv1.Update, Object: runtime.RawExtension{Raw: []byte(`{"spec":5}`)}},
+		{UID: "u", Kind: podGVK("", "Pod"), Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: []byte(`{"spec":{"containers":"x"}}`)}},
+		{UID: "u", Kind: podGVK("", "Pod"), Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: []byte(`[]`)}, DryRun: ptr.To(false)},
+		{UID: "u", Kind: podGVK("apps", "Deployment"), Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: []byte(`{"spec":{"template":{}}}`)}},
+	} {
+		f.Add(reviewJSON(f, req))
+	}
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"operation":"CREATE","object":{"metadata":{"name":5},"spec":{"containers":[{}]}},"userInfo":{"groups":"x"}}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"operation":"DELETE","oldObject":{"spec":{"containers":[{"name":"a","image":"b"}]}},"object":{"spec":[]}}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","Object":{"spec":{"containers":[{"Name":"a"}]}},"KIND":{"kind":"Pod"},"operation":"CREATE","object":null}}`))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}`))
+	type outcome struct {
+		code     int
+		body     string
+		observed []observation.Admission
+		counts   map[series]float64
+	}
+	serve := func(t *testing.T, body []byte, general bool) outcome {
+		reg := prometheus.NewPedanticRegistry()
+		m := metrics.New(reg)
+		obs := newObserver(1)
+		h := New(obs, m)
+		h.now = func() time.Time { return fixedNow }
+		s := &Server{Handler: h, Metrics: m}
+		if general {
+			s.Handler = generalHandler{h}
+		}
+		r := httptest.NewRequestWithContext(log.IntoContext(t.Context(), logr.Discard()), http.MethodPost, Path, bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return outcome{code: w.Code, body: w.Body.String(), observed: obs.drain(), counts: admissionCounts(t, reg)}
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if repeatsPodKeys(body) {
+			t.Skip("request, object or oldObject named twice: the single pass merges what the general way replaces")
+		}
+		single, general := serve(t, body, false), serve(t, body, true)
+		if diff := cmp.Diff(general, single, cmp.AllowUnexported(outcome{})); diff != "" {
+			t.Errorf("single pass differs from the general way (-general +single):\n%s", diff)
+		}
+	})
+}
+
+// repeatsPodKeys reports whether a JSON object of body names request, object or oldObject more than once (as
+// encoding/json matches names: without regard to case). No API server sends such a review.
+func repeatsPodKeys(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		key    bool // the next token of an object is a key
+		seen   map[string]bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.key {
+			if k, ok := tok.(string); ok {
+				k = strings.ToLower(k)
+				if k == "request" || k == "object" || k == "oldobject" {
+					if top.seen[k] {
+						return true
+					}
+					top.seen[k] = true
+				}
+				top.key = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, key: true, seen: map[string]bool{}})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = true // a value ended: a key comes next
+		}
+	}
 }
 
 // TestHandlerNoMetrics checks that a Handler without metrics (as in some tests of other packages) works.

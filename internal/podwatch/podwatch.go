@@ -1,5 +1,6 @@
-// Package podwatch keeps the tracker's informers light: cache transforms that strip pods and owner metadata down
-// to the fields the tracker reads, before they are stored.
+// Package podwatch keeps the tracker's informers light: cache transforms that reduce pods and owner metadata to
+// the fields the tracker reads before they are stored, pods to a compact form of their own (Pod) that the
+// cache's readers still read as pods (NewInformer).
 package podwatch
 
 import (
@@ -45,7 +46,9 @@ const (
 
 var (
 	_ cache.TransformFunc = StripPod
+	_ cache.TransformFunc = CompactPod
 	_ cache.TransformFunc = StripMetadata
+	_ cache.TransformFunc = Strip
 )
 
 // revisionLabels are the labels both transforms keep, each only when present.
@@ -58,7 +61,7 @@ var revisionAnnotations = []string{AnnotationDeploymentRevision, AnnotationRollo
 // labels (pod-template-hash, controller-revision-hash, rollouts-pod-template-hash), metadata.github.com/
 // annotations, container names and images, phase, start time and the imageID of every container status.
 // Everything else (managed fields, env, volumes, probes, conditions…) is dropped. Objects other than pods are
-// returned unchanged.
+// returned unchanged. The cache keeps pods smaller still: see CompactPod.
 func StripPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok || pod == nil {
@@ -153,11 +156,12 @@ func statuses(in []corev1.ContainerStatus) []corev1.ContainerStatus {
 	return out
 }
 
-// Strip is the cache's default transform: StripPod for pods, StripMetadata for owner metadata.
+// Strip is the cache's default transform: CompactPod for pods, StripMetadata for owner metadata. A cache using
+// it must be built with NewInformer, so that its pods are read as pods.
 func Strip(obj any) (any, error) {
 	switch obj.(type) {
 	case *corev1.Pod:
-		return StripPod(obj)
+		return CompactPod(obj)
 	case *metav1.PartialObjectMetadata:
 		return StripMetadata(obj)
 	}

@@ -96,8 +96,13 @@ func strippedFullPod() *corev1.Pod {
 	}
 }
 
-func TestStripPod(t *testing.T) {
-	tests := []struct {
+// stripPodTests are pods and what StripPod keeps of them.
+func stripPodTests() []struct {
+	name string
+	in   func(t *testing.T) *corev1.Pod
+	want *corev1.Pod
+} {
+	return []struct {
 		name string
 		in   func(t *testing.T) *corev1.Pod
 		want *corev1.Pod
@@ -225,7 +230,10 @@ func TestStripPod(t *testing.T) {
 			want: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "shop"}},
 		},
 	}
-	for _, tt := range tests {
+}
+
+func TestStripPod(t *testing.T) {
+	for _, tt := range stripPodTests() {
 		t.Run(tt.name, func(t *testing.T) {
 			in := tt.in(t)
 			before := in.DeepCopy()
@@ -484,6 +492,12 @@ func TestTransformsPassThrough(t *testing.T) {
 		{"StripMetadata: nil metadata", podwatch.StripMetadata, (*metav1.PartialObjectMetadata)(nil)},
 		{"StripMetadata: pod", podwatch.StripMetadata, fullPod(t)},
 		{"StripMetadata: typed Deployment", podwatch.StripMetadata, deploy},
+		{"CompactPod: typed Deployment", podwatch.CompactPod, deploy},
+		{"CompactPod: owner metadata", podwatch.CompactPod, ownerMetadata()},
+		{"CompactPod: tombstone", podwatch.CompactPod, tombstone},
+		{"CompactPod: nil", podwatch.CompactPod, nil},
+		{"CompactPod: nil pod", podwatch.CompactPod, (*corev1.Pod)(nil)},
+		{"CompactPod: compact pod", podwatch.CompactPod, podwatch.Compact(fullPod(t))},
 		{"Strip: typed Deployment", podwatch.Strip, deploy},
 		{"Strip: node", podwatch.Strip, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"zone": "a"}}}},
 		{"Strip: tombstone", podwatch.Strip, tombstone},
@@ -513,7 +527,7 @@ func TestStrip(t *testing.T) {
 		in   runtime.Object
 		want runtime.Object
 	}{
-		{"pod", fullPod(t), strippedFullPod()},
+		{"pod", fullPod(t), compactPod(strippedFullPod())},
 		{"owner metadata", ownerMetadata(), strippedOwnerMetadata()},
 	}
 	for _, tt := range tests {
@@ -521,6 +535,9 @@ func TestStrip(t *testing.T) {
 			got, err := podwatch.Strip(tt.in)
 			if err != nil {
 				t.Fatalf("Strip() error = %v", err)
+			}
+			if p, ok := got.(*podwatch.Pod); ok {
+				got = p.Unpack() // compared as the pod it stands for
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Strip() mismatch (-want +got):\n%s", diff)
@@ -536,5 +553,24 @@ func BenchmarkStripPod(b *testing.B) {
 		if _, err := podwatch.StripPod(pod); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func BenchmarkCompactPod(b *testing.B) {
+	pod := fullPod(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := podwatch.CompactPod(pod); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkUnpack is what the cache does for each pod it is asked for (before its deep copy).
+func BenchmarkUnpack(b *testing.B) {
+	p := podwatch.Compact(fullPod(b))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = p.Unpack()
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
+	"github.com/deployment-tracker/deployment-tracker/internal/podwatch"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
 	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
 )
@@ -30,7 +31,7 @@ import (
 // reports it), which decides nothing new. revisions=off runs without Config.Revisions (the newest pod decides);
 // revisions=on with a rollout controller that knows the current revision (the pods' ReplicaSet) and hears
 // every PodsChanged. Reads are served as the manager's cache serves them: the objects the informers hold,
-// deep-copied on every Get (see cacheStore).
+// pods unpacked from their compact form, deep-copied on every Get (see cacheStore).
 func BenchmarkReconcilePod(b *testing.B) {
 	for _, n := range []int{10, 100} {
 		for _, revisions := range []bool{false, true} {
@@ -162,8 +163,9 @@ func (r *countingRevisions) takeCalls() int {
 }
 
 // cacheStore serves reads as the manager's cache does between two events: each object once through the
-// cache transform (read through cacheReader, as the informer stores it), then deep-copied on every Get. The
-// fake client itself would round-trip every Get through JSON, which costs several times the reconcile.
+// cache transform (as the informer stores it), then on every Get a pod unpacked from its compact form
+// (podwatch.NewInformer's store) and deep-copied, owner metadata deep-copied. The fake client itself would
+// round-trip every Get through JSON, which costs several times the reconcile.
 type cacheStore struct{ objects map[cacheKey]client.Object }
 
 type cacheKey struct {
@@ -187,16 +189,24 @@ func newCacheStore(ctx context.Context, c client.Client, objects ...client.Objec
 
 // load reads obj's current state from c through the cache transform, stores it and returns it.
 func (s *cacheStore) load(ctx context.Context, c client.Client, obj client.Object) (client.Object, error) {
-	var into client.Object = &corev1.Pod{}
-	if _, isPod := obj.(*corev1.Pod); !isPod {
-		gvk, err := apiutil.GVKForObject(obj, c.Scheme())
+	if _, isPod := obj.(*corev1.Pod); isPod {
+		pod := &corev1.Pod{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(obj), pod); err != nil {
+			return nil, err
+		}
+		p, err := podwatch.Strip(pod)
 		if err != nil {
 			return nil, err
 		}
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(gvk)
-		into = m
+		s.put(p.(*podwatch.Pod))
+		return p.(*podwatch.Pod), nil
 	}
+	gvk, err := apiutil.GVKForObject(obj, c.Scheme())
+	if err != nil {
+		return nil, err
+	}
+	into := &metav1.PartialObjectMetadata{}
+	into.SetGroupVersionKind(gvk)
 	if err := (cacheReader{c}).Get(ctx, client.ObjectKeyFromObject(obj), into); err != nil {
 		return nil, err
 	}
@@ -212,7 +222,8 @@ func (s *cacheStore) put(obj client.Object) { s.objects[keyOf(obj)] = obj }
 
 func keyOf(obj client.Object) cacheKey {
 	gvk := obj.GetObjectKind().GroupVersionKind()
-	if _, isPod := obj.(*corev1.Pod); isPod {
+	switch obj.(type) {
+	case *corev1.Pod, *podwatch.Pod:
 		gvk = corev1.SchemeGroupVersion.WithKind("Pod")
 	}
 	return cacheKey{gvk: gvk, nn: client.ObjectKeyFromObject(obj)}
@@ -227,7 +238,7 @@ func (s *cacheStore) Get(_ context.Context, key client.ObjectKey, obj client.Obj
 	}
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		*o = *src.(*corev1.Pod).DeepCopy()
+		*o = *src.(*podwatch.Pod).Unpack().DeepCopy()
 	case *metav1.PartialObjectMetadata:
 		*o = *src.(*metav1.PartialObjectMetadata).DeepCopy()
 	default:

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -35,14 +36,16 @@ func (t *Tracker) SetupWithManager(mgr manager.Manager, skipNameValidation bool)
 	b := builder.TypedControllerManagedBy[Request](mgr).
 		Named(ControllerName).
 		WithOptions(controller.TypedOptions[Request]{MaxConcurrentReconciles: 1, SkipNameValidation: &skipNameValidation}).
-		WatchesRawSource(source.TypedKind(c, &corev1.Pod{}, handler.TypedFuncs[*corev1.Pod, Request]{
-			CreateFunc: func(_ context.Context, e event.TypedCreateEvent[*corev1.Pod], q queue) { t.enqueuePod(q, e.Object) },
-			UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[*corev1.Pod], q queue) {
-				if e.ObjectOld.ResourceVersion != e.ObjectNew.ResourceVersion {
+		// The pod informer's events carry pods as the cache keeps them (podwatch.Pod, or *corev1.Pod without
+		// podwatch's transform): only their metadata is read here, the pod itself through the Reader.
+		WatchesRawSource(source.TypedKind[client.Object](c, &corev1.Pod{}, handler.TypedFuncs[client.Object, Request]{
+			CreateFunc: func(_ context.Context, e event.TypedCreateEvent[client.Object], q queue) { t.enqueuePod(q, e.Object) },
+			UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[client.Object], q queue) {
+				if e.ObjectOld.GetResourceVersion() != e.ObjectNew.GetResourceVersion() {
 					t.enqueuePod(q, e.ObjectNew)
 				}
 			},
-			DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[*corev1.Pod], q queue) { t.enqueuePod(q, e.Object) },
+			DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[client.Object], q queue) { t.enqueuePod(q, e.Object) },
 		})).
 		WatchesRawSource(source.TypedChannel(t.admitted, handler.TypedFuncs[observation.Admission, Request]{
 			GenericFunc: func(_ context.Context, e event.TypedGenericEvent[observation.Admission], q queue) {
@@ -106,8 +109,8 @@ func ownerWorkloads(gvk schema.GroupVersionKind, m *metav1.PartialObjectMetadata
 	return out
 }
 
-func (t *Tracker) enqueuePod(q queue, pod *corev1.Pod) {
-	if !t.excluded[pod.Namespace] {
-		q.Add(Request{Pod: types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}})
+func (t *Tracker) enqueuePod(q queue, pod client.Object) {
+	if !t.excluded[pod.GetNamespace()] {
+		q.Add(Request{Pod: types.NamespacedName{Namespace: pod.GetNamespace(), Name: pod.GetName()}})
 	}
 }

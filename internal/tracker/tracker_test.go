@@ -253,7 +253,8 @@ func (r *recorder) take() []record.Record {
 	return got
 }
 
-// cacheReader reads the cluster as the manager's cache does: objects pass through the cache transform.
+// cacheReader reads the cluster as the manager's cache does: objects pass through the cache transform, and
+// pods, kept compact, are read as the pods they stand for (podwatch.NewInformer).
 type cacheReader struct{ client.Reader }
 
 func (c cacheReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
@@ -266,7 +267,7 @@ func (c cacheReader) Get(ctx context.Context, key client.ObjectKey, obj client.O
 	}
 	switch o := obj.(type) {
 	case *corev1.Pod:
-		*o = *out.(*corev1.Pod)
+		*o = *out.(*podwatch.Pod).Unpack()
 	case *metav1.PartialObjectMetadata:
 		*o = *out.(*metav1.PartialObjectMetadata)
 	}
