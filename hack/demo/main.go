@@ -3,7 +3,8 @@
 // server, and the tracker itself, registered as the API server's admission webhook with the shipped
 // configuration and running with the shipped RBAC. It applies the sample workloads in hack/demo/workloads,
 // scales, rolls out and deletes them, and prints every deployment record as the GitHub test server accepts it,
-// and, at the end, every Slack message the Slack test server (internal/slacktest) received, with its updates.
+// and, at the end, every Slack message the Slack test server (internal/slacktest) received, with its updates,
+// and the GitHub deployments and deployment statuses of shop/web's rollouts.
 //
 //	go run ./hack/demo            # or: make demo
 //	go run ./hack/demo -keep      # then keep running: kubectl --kubeconfig <printed path> …, Ctrl-C to stop
@@ -49,10 +50,12 @@ import (
 	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
 	"github.com/deployment-tracker/deployment-tracker/internal/app"
 	"github.com/deployment-tracker/deployment-tracker/internal/config"
+	"github.com/deployment-tracker/deployment-tracker/internal/ghclient"
 	"github.com/deployment-tracker/deployment-tracker/internal/githubtest"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
 	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink/githubdeploy"
 	slacksink "github.com/deployment-tracker/deployment-tracker/internal/sink/slack"
 	"github.com/deployment-tracker/deployment-tracker/internal/slacktest"
 	"github.com/deployment-tracker/deployment-tracker/internal/testenv"
@@ -132,6 +135,14 @@ func run(ctx context.Context, keep, verbose bool) error {
 	d.gh, err = githubtest.New(githubtest.Options{
 		Org:    "octo-org",
 		Tokens: []string{token},
+		// The repository of shop/web, with the tags its images are built from.
+		Repos: map[string]githubtest.Repo{"shop": {
+			Branches: map[string]string{"main": demoSHA(3)},
+			Tags:     map[string]string{"v1.4.0": demoSHA(1), "v1.5.0": demoSHA(2), "v1.6.0": demoSHA(3)},
+			Commits: map[string]githubtest.Commit{
+				demoSHA(1): {Message: "Release 1.4.0"}, demoSHA(2): {Message: "Release 1.5.0"}, demoSHA(3): {Message: "Release 1.6.0"},
+			},
+		}},
 		OnAccept: func(r record.Record) {
 			d.say("GitHub accepted  %-14s %-28s %s@%s %s", r.Status, r.DeploymentName, r.Name, short(r.Digest), tags(r))
 		},
@@ -172,6 +183,7 @@ func run(ctx context.Context, keep, verbose bool) error {
 	if err := d.printSlack(ctx, tr); err != nil {
 		return err
 	}
+	d.printGitHubDeployments()
 	if keep {
 		d.say("still running; try: kubectl --kubeconfig %s create deployment hello --image=ghcr.io/octo-org/hello:1 — Ctrl-C stops", env.KubeconfigPath)
 		<-ctx.Done()
@@ -473,6 +485,18 @@ func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, 
 	// The Slack sink as app.go builds it from SLACK_* (the demo passes its rollout sinks itself, to keep the
 	// printer); it reads the workloads' annotations from the manager's cache, which exists once app.New returns.
 	workloads := &lateReader{}
+	ghc, err := ghclient.New(ghclient.Config{BaseURL: gh.URL(), Token: token})
+	if err != nil {
+		return nil, err
+	}
+	// The GitHub Deployments sink as app.go builds it, reading the workloads' annotations from the cache.
+	deploySink, err := githubdeploy.New(githubdeploy.Config{
+		Client: ghc, Org: gh.Org(), LogicalEnvironment: cfg.LogicalEnvironment, Cluster: cfg.Cluster,
+		Targets: githubdeploy.Targets{Cache: workloads},
+	})
+	if err != nil {
+		return nil, err
+	}
 	slackSink, err := slacksink.New(slacksink.Config{
 		Token: slackToken, Channel: "#deploys", APIURL: sl.URL(), HTTPClient: sl.Client(),
 		LogicalEnvironment: cfg.LogicalEnvironment, Cluster: cfg.Cluster, Workloads: slacksink.CacheWorkloads{Reader: workloads},
@@ -481,7 +505,7 @@ func startTracker(ctx context.Context, env *testenv.Env, gh *githubtest.Server, 
 		return nil, err
 	}
 	a, err := app.New(cfg, app.Options{
-		RolloutSinks:           map[string]sink.RolloutSink{"demo": rollouts, "slack": slackSink},
+		RolloutSinks:           map[string]sink.RolloutSink{"demo": rollouts, "slack": slackSink, "github-deployments": deploySink},
 		RestConfig:             env.ServiceAccountConfig("deployment-tracker", "deployment-tracker"),
 		Registry:               reg,
 		HealthProbeBindAddress: &noProbe,
@@ -545,6 +569,27 @@ func tags(r record.Record) string {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// demoSHA is the n-th commit of the demo repository.
+func demoSHA(n int) string { return strings.Repeat(strconv.Itoa(n), 40) }
+
+// printGitHubDeployments shows the deployments and deployment statuses the GitHub test server received.
+func (d *demo) printGitHubDeployments() {
+	deps := d.gh.Deployments("shop")
+	d.say("the GitHub deployments of octo-org/shop (%d):", len(deps))
+	for _, dep := range deps {
+		var states []string
+		for _, st := range dep.Statuses {
+			s := st.State
+			if st.Automatic {
+				s += " (auto_inactive)"
+			}
+			states = append(states, s)
+		}
+		fmt.Fprintf(d.out, "  #%d %s (%s) in %s by %s: %s\n    %q\n", dep.ID, dep.Ref, dep.SHA[:7], dep.Environment, dep.Creator,
+			strings.Join(states, " → "), dep.Description)
+	}
+}
 
 // lateReader is a client.Reader set once the manager exists.
 type lateReader struct{ client.Reader }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -127,6 +129,8 @@ func TestGitHubDeployments(t *testing.T) {
 			d.Spec.Template.Spec.Containers[0].Image = "ghcr.io/octo-org/ghd-web:v2"
 			d.Spec.Template.Labels[labelNeverReady] = "false"
 		})
+		waitDeployments(t, ghEnv, "v1: in_progress success", "v2: in_progress")
+		restart() // in the middle of the rollout: its in_progress is not sent again
 		waitRollout(t, w, 2, rollout.PhaseFailed)
 		waitDeployments(t, ghEnv, "v1: in_progress success", "v2: in_progress failure")
 
@@ -144,10 +148,7 @@ func TestGitHubDeployments(t *testing.T) {
 
 		before := deploymentsOf(ghEnv)
 		restart()
-		time.Sleep(3 * time.Second) // a resumed tracker that re-sent would have done so by now
-		if got := deploymentsOf(ghEnv); !slices.Equal(got, before) {
-			t.Errorf("after a restart the deployments are %q, want them unchanged %q", got, before)
-		}
+		stayDeployments(t, ghEnv, before)
 
 		if err := env.Client.Delete(context.Background(), d); err != nil {
 			t.Fatal(err)
@@ -160,40 +161,114 @@ func TestGitHubDeployments(t *testing.T) {
 
 	t.Run("GitHubDeployment object", func(t *testing.T) {
 		ghEnv := "e2e-cr-" + ns
-		d := deployment(ns, "api", 1, container("app", "ghcr.io/octo-org/ghd-api:latest"))
-		d.Annotations = map[string]string{"source-ref": "release-main"}
-		mustCreate(t, d)
-		g := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "github.deployment-tracker.io/v1alpha1", "kind": "GitHubDeployment",
-			"metadata": map[string]any{"namespace": ns, "name": "api"},
-			"spec": map[string]any{
-				"sourceRef":  map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
-				"extract":    map[string]any{"jsonPath": "{.metadata.annotations.source-ref}", "regexp": "release-(?P<ref>.+)"},
-				"repository": map[string]any{"name": deployRepo, "environment": ghEnv},
+		labels := map[string]string{"app": "db"}
+		sts := &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db", Annotations: map[string]string{"source-ref": "release-main"}},
+			Spec: appsv1.StatefulSetSpec{
+				Replicas: ptr.To[int32](1), ServiceName: "db",
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: podTemplate(labels, container("db", "ghcr.io/octo-org/ghd-db:latest")),
 			},
-		}}
+		}
+		g := gitHubDeployment(ns, "db", "StatefulSet", map[string]any{"jsonPath": "{.metadata.annotations.source-ref}", "regexp": "release-(?P<ref>.+)"}, ghEnv)
 		if err := env.Client.Create(context.Background(), g); err != nil {
 			t.Fatalf("creating the GitHubDeployment: %v", err)
 		}
-		// The object exists before the first pod is Ready; the rollout may be announced complete at once.
+		mustCreate(t, sts)
+		waitRollout(t, workloadOf("StatefulSet", ns, "db"), 1, rollout.PhaseCurrent)
+		// The rollout may be announced complete at once (level-based delivery).
 		waitFor(t, "a successful deployment of main", func() bool {
 			got := deploymentsOf(ghEnv)
 			return len(got) == 1 && strings.HasPrefix(got[0], "main: ") && strings.HasSuffix(got[0], "success")
 		})
 		waitFor(t, "the GitHubDeployment's status to show it", func() bool {
-			if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(g), g); err != nil {
-				return false
-			}
-			ref, _, _ := unstructured.NestedString(g.Object, "status", "ref")
-			state, _, _ := unstructured.NestedString(g.Object, "status", "lastState")
-			id, _, _ := unstructured.NestedInt64(g.Object, "status", "deploymentID")
-			conds, _, _ := unstructured.NestedSlice(g.Object, "status", "conditions")
-			ready := false
-			for _, c := range conds {
-				m, _ := c.(map[string]any)
-				ready = ready || (m["type"] == "Ready" && m["status"] == "True")
-			}
-			return ref == "main" && state == "success" && id > 0 && ready
+			st := statusOf(t, g)
+			return st.ref == "main" && st.state == "success" && st.id > 0 && st.conditions["Ready"] == "True/Synced" && st.conditions["RefResolved"] == "True/Synced"
 		})
 	})
+
+	t.Run("invalid regexp", func(t *testing.T) {
+		ghEnv := "e2e-bad-" + ns
+		before := gh.RepoStats().Requests[githubtest.EndpointCreateDeployment]
+		g := gitHubDeployment(ns, "bad", "Deployment", map[string]any{"regexp": "v(\\d+"}, ghEnv)
+		if err := env.Client.Create(context.Background(), g); err != nil {
+			t.Fatalf("creating the GitHubDeployment: %v", err)
+		}
+		mustCreate(t, deployment(ns, "bad", 1, container("app", "ghcr.io/octo-org/ghd-bad:v1")))
+		waitFor(t, "RefResolved False with ExtractFailed", func() bool {
+			st := statusOf(t, g)
+			return st.conditions["RefResolved"] == "False/ExtractFailed" && st.conditions["Ready"] == "False/ExtractFailed"
+		})
+		waitFor(t, "a Warning Event on the GitHubDeployment", func() bool {
+			var evs corev1.EventList
+			if err := env.Client.List(context.Background(), &evs, client.InNamespace(ns)); err != nil {
+				return false
+			}
+			for _, e := range evs.Items {
+				if e.InvolvedObject.Kind == "GitHubDeployment" && e.InvolvedObject.Name == "bad" && e.Type == corev1.EventTypeWarning &&
+					e.Reason == githubdeploy.EventFailed && strings.Contains(e.Message, "regexp") {
+					return true
+				}
+			}
+			return false
+		})
+		if got := deploymentsOf(ghEnv); len(got) != 0 {
+			t.Errorf("deployments %q for a rule that cannot extract", got)
+		}
+		if n := gh.RepoStats().Requests[githubtest.EndpointCreateDeployment] - before; n != 0 {
+			t.Errorf("%d deployments created, want none", n)
+		}
+	})
+}
+
+// gitHubDeployment is a GitHubDeployment of workload kind/name of ns into the test repository.
+func gitHubDeployment(ns, name, kind string, extract map[string]any, environment string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "github.deployment-tracker.io/v1alpha1", "kind": "GitHubDeployment",
+		"metadata": map[string]any{"namespace": ns, "name": name},
+		"spec": map[string]any{
+			"sourceRef":  map[string]any{"apiVersion": "apps/v1", "kind": kind, "name": name},
+			"extract":    extract,
+			"repository": map[string]any{"name": deployRepo, "environment": environment},
+		},
+	}}
+}
+
+type ghdStatus struct {
+	ref, state string
+	id         int64
+	conditions map[string]string // type → status/reason
+}
+
+// statusOf reads g's status.
+func statusOf(t *testing.T, g *unstructured.Unstructured) ghdStatus {
+	t.Helper()
+	cur := g.DeepCopy()
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(g), cur); err != nil {
+		return ghdStatus{}
+	}
+	var st ghdStatus
+	st.ref, _, _ = unstructured.NestedString(cur.Object, "status", "ref")
+	st.state, _, _ = unstructured.NestedString(cur.Object, "status", "lastState")
+	st.id, _, _ = unstructured.NestedInt64(cur.Object, "status", "deploymentID")
+	conds, _, _ := unstructured.NestedSlice(cur.Object, "status", "conditions")
+	st.conditions = map[string]string{}
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		st.conditions[fmt.Sprint(m["type"])] = fmt.Sprintf("%v/%v", m["status"], m["reason"])
+	}
+	return st
+}
+
+// stayDeployments checks that the deployments of environment stay as they are for a few seconds: long enough
+// for a resumed tracker that re-sent statuses to have done so.
+func stayDeployments(t *testing.T, environment string, want []string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := deploymentsOf(environment); !slices.Equal(got, want) {
+			t.Fatalf("the deployments became %q, want them unchanged %q", got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

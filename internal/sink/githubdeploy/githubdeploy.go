@@ -159,6 +159,16 @@ func (s *Sink) Notify(ctx context.Context, n rollout.Notification) (map[string]s
 	defer cancel()
 
 	t, found, err := s.cfg.Targets.Target(ctx, r.Workload)
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		// Annotations that do not parse: said on the workload, and not retried until they change (a new
+		// rollout, or a notification of this one, reads them again).
+		err = &sink.PermanentError{StatusCode: http.StatusUnprocessableEntity, Message: ce.Error()}
+		if s.cfg.Reporter != nil {
+			s.cfg.Reporter.Report(ctx, r.Workload, t, Report{Phase: r.Phase, Reason: ghv1.ReasonRejected, Err: err})
+		}
+		return nil, fmt.Errorf("configuration of %s: %w", r.Workload, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("configuration of %s: %w", r.Workload, err)
 	}

@@ -131,8 +131,18 @@ func TargetFromAnnotations(ann map[string]string) (t Target, found bool, err err
 	if _, err := extract.Compile(t.Extract); err != nil {
 		errs = append(errs, err)
 	}
-	return t, true, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return t, true, &ConfigError{Err: err}
+	}
+	return t, true, nil
 }
+
+// ConfigError is a configuration that does not parse (annotations naming what is wrong).
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // TargetFromObject is the target of a GitHubDeployment.
 func TargetFromObject(g *ghv1.GitHubDeployment) Target {
