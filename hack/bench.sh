@@ -229,7 +229,7 @@ $(unit_rows)
 BenchmarkAdmission creates $admission_pods realistic pods (3 containers and an init container with env,
 probes, resources, volumes) with the tracker's ValidatingWebhookConfiguration installed and as many with it
 removed, from 4 concurrent clients through the local kube-apiserver, after a warm-up of 100 pods. The two
-configurations alternate in 4 rounds (on, off, off, on, …), each switch waiting until the API server has
+configurations alternate in up to 8 rounds (on, off, off, on, …), each switch waiting until the API server has
 picked the change up. Pods are bound to a node nothing runs, so neither the scheduler nor kwok adds load.
 Latency is client-side, per create request.
 
@@ -239,6 +239,9 @@ $(admission_row on)
 $(admission_row off)
 
 Overhead of the webhook (on ÷ off): **p50 ×$(num "$(value BenchmarkAdmission p50-ratio)" %.2f)**, **p99 ×$(num "$(value BenchmarkAdmission p99-ratio)" %.2f)**.
+95 % bootstrap confidence intervals: p50 ×$(num "$(value BenchmarkAdmission p50-ratio-ci-lo)" %.2f)–×$(num "$(value BenchmarkAdmission p50-ratio-ci-hi)" %.2f),
+p99 ×$(num "$(value BenchmarkAdmission p99-ratio-ci-lo)" %.2f)–×$(num "$(value BenchmarkAdmission p99-ratio-ci-hi)" %.2f); the per-round p50 ratios range
+from ×$(num "$(value BenchmarkAdmission round-p50-ratio-min)" %.2f) to ×$(num "$(value BenchmarkAdmission round-p50-ratio-max)" %.2f) (goal: below ×1.05 at p50 and p99).
 
 ## 3. Informer memory
 

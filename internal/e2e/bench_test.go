@@ -11,6 +11,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,7 @@ import (
 // deleted at the end only.
 func BenchmarkAdmission(b *testing.B) {
 	n := benchEnvInt(b, "BENCH_PODS", 2000)
-	rounds := max(1, min(4, n/100))
+	rounds := max(1, min(8, n/100))
 	c := benchClient(b)
 	node := benchParkNode(b)
 	sw := newBenchWebhookSwitch(b, c, benchNamespace(b, "admission-probe"), node)
@@ -52,6 +53,7 @@ func BenchmarkAdmission(b *testing.B) {
 		b.Fatal(err)
 	}
 	lat := map[bool][]time.Duration{}
+	var roundRatios []float64 // p50 on ÷ p50 off of each round
 	elapsed := map[bool]time.Duration{}
 	reviews := map[bool]float64{}
 	for i := range b.N {
@@ -60,6 +62,7 @@ func BenchmarkAdmission(b *testing.B) {
 			if r%2 == 1 {
 				order = []bool{false, true}
 			}
+			roundLat := map[bool][]time.Duration{}
 			for _, on := range order {
 				b.StopTimer()
 				sw.set(b, on)
@@ -73,6 +76,12 @@ func BenchmarkAdmission(b *testing.B) {
 				elapsed[on] += time.Since(start)
 				reviews[on] += benchReviews("CREATE") - before
 				lat[on] = append(lat[on], l...)
+				roundLat[on] = l
+			}
+			slices.Sort(roundLat[true])
+			slices.Sort(roundLat[false])
+			if off := benchPercentile(roundLat[false], 0.5); off > 0 {
+				roundRatios = append(roundRatios, float64(benchPercentile(roundLat[true], 0.5))/float64(off))
 			}
 		}
 	}
@@ -90,8 +99,43 @@ func BenchmarkAdmission(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(float64(p50[true])/float64(p50[false]), "p50-ratio")
 	b.ReportMetric(float64(p99[true])/float64(p99[false]), "p99-ratio")
-	b.Logf("admission overhead of the webhook (on ÷ off): p50 ×%.2f, p99 ×%.2f",
-		float64(p50[true])/float64(p50[false]), float64(p99[true])/float64(p99[false]))
+	lo50, hi50 := benchRatioCI(lat[true], lat[false], 0.5)
+	lo99, hi99 := benchRatioCI(lat[true], lat[false], 0.99)
+	b.ReportMetric(lo50, "p50-ratio-ci-lo")
+	b.ReportMetric(hi50, "p50-ratio-ci-hi")
+	b.ReportMetric(lo99, "p99-ratio-ci-lo")
+	b.ReportMetric(hi99, "p99-ratio-ci-hi")
+	if len(roundRatios) > 0 {
+		b.ReportMetric(slices.Min(roundRatios), "round-p50-ratio-min")
+		b.ReportMetric(slices.Max(roundRatios), "round-p50-ratio-max")
+	}
+	b.Logf("admission overhead of the webhook (on ÷ off): p50 ×%.2f (95%% CI ×%.2f–×%.2f), p99 ×%.2f (95%% CI ×%.2f–×%.2f); per-round p50 ratios %.2f",
+		float64(p50[true])/float64(p50[false]), lo50, hi50, float64(p99[true])/float64(p99[false]), lo99, hi99, roundRatios)
+}
+
+// benchRatioCI is a 95 % bootstrap confidence interval of the ratio of the q-quantiles of on and off: both
+// samples are resampled with replacement 1000 times (a fixed seed, so that a run is reproducible).
+func benchRatioCI(on, off []time.Duration, q float64) (lo, hi float64) {
+	if len(on) == 0 || len(off) == 0 {
+		return 0, 0
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	resample := func(xs []time.Duration) time.Duration {
+		s := make([]time.Duration, len(xs))
+		for i := range s {
+			s[i] = xs[rng.IntN(len(xs))]
+		}
+		slices.Sort(s)
+		return benchPercentile(s, q)
+	}
+	ratios := make([]float64, 1000)
+	for i := range ratios {
+		if d := resample(off); d > 0 {
+			ratios[i] = float64(resample(on)) / float64(d)
+		}
+	}
+	slices.Sort(ratios)
+	return ratios[25], ratios[974]
 }
 
 func benchOnOff(on bool) string {
