@@ -631,6 +631,7 @@ func TestChartValueSets(t *testing.T) {
 				t.Errorf("credentials volume %+v, want the existing Secret github-app", vols)
 			}
 			wantEqual(t, "Slack team label", "example.com/team", r.cfg.Slack.TeamLabel)
+			wantEqual(t, "NetworkPolicies", 0, len(r.kinds("NetworkPolicy")))
 		}},
 		{file: "existing-issuer-values.yaml", check: func(t *testing.T, r *rendered) {
 			wantEqual(t, "Issuers", 0, len(r.kinds("Issuer")))
@@ -663,6 +664,14 @@ func TestChartValueSets(t *testing.T) {
 				[]any{cfg.DryRun, cfg.LeaderElect, cfg.LeaderElectionID, cfg.LedgerNamespace, cfg.RolloutHistory, cfg.RolloutMaxAge,
 					cfg.Workers, cfg.RequestsPerMinute, cfg.RequestsPerHour, cfg.UnknownArtifactTTL, cfg.ShutdownTimeout})
 			wantEqual(t, "ports", []any{10443, ":19090", ":18081"}, []any{cfg.WebhookPort, cfg.MetricsBindAddress, cfg.HealthProbeAddr})
+			// The NetworkPolicy follows the ports; its sources are the values'.
+			wantEqual(t, "NetworkPolicy ingress", []any{
+				map[string]any{
+					"ports": []any{map[string]any{"port": int64(10443), "protocol": "TCP"}},
+					"from":  []any{map[string]any{"ipBlock": map[string]any{"cidr": "172.16.0.0/28"}}},
+				},
+				map[string]any{"ports": []any{map[string]any{"port": int64(19090), "protocol": "TCP"}}},
+			}, nested(t, r.one(t, "NetworkPolicy", "deployment-tracker"), "spec", "ingress"))
 			// Helm's labels and commonLabels on every object, selectors unchanged.
 			for _, u := range r.objs {
 				if u.GetKind() == "CustomResourceDefinition" {
@@ -872,6 +881,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"rollout history", []string{"rollouts.history=0"}, "rollouts.history"},
 		{"rollout max age", []string{"rollouts.maxAge=30 days"}, "rollouts.maxAge"},
 		{"misspelt value", []string{"clustr=x"}, "clustr"},
+		{"network policy peer of no kind", []string{"networkPolicy.webhookFrom[0].cidr=10.0.0.0/8"}, "networkPolicy.webhookFrom"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -35,7 +35,7 @@ var files embed.FS
 const WebhookConfigurationName = "deployment-tracker"
 
 // Objects returns every object of the manifests in apply order: Namespace, the ledger's CRDs, RBAC,
-// configuration, Service, Deployment, PodDisruptionBudget, ValidatingWebhookConfiguration. Each call decodes the
+// configuration, Service, NetworkPolicy, Deployment, PodDisruptionBudget, ValidatingWebhookConfiguration. Each call decodes the
 // embedded files again, so callers may modify the returned objects. The cert-manager objects the Deployment and
 // the webhook depend on are in package certs.
 func Objects() ([]*unstructured.Unstructured, error) {

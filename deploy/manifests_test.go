@@ -15,6 +15,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -26,11 +27,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/deployment-tracker/deployment-tracker/certs"
 	"github.com/deployment-tracker/deployment-tracker/deploy"
 	"github.com/deployment-tracker/deployment-tracker/deploy/manifest"
+	"github.com/deployment-tracker/deployment-tracker/internal/flux"
 	"github.com/deployment-tracker/deployment-tracker/webhook"
 )
 
@@ -57,7 +60,7 @@ const (
 var strictDecoder = func() runtime.Decoder {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{
-		corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, policyv1.AddToScheme,
+		corev1.AddToScheme, appsv1.AddToScheme, rbacv1.AddToScheme, policyv1.AddToScheme, networkingv1.AddToScheme,
 		admissionregistrationv1.AddToScheme, cmapi.AddToScheme, apiextensionsv1.AddToScheme,
 	} {
 		utilruntime.Must(add(s))
@@ -102,6 +105,7 @@ type bundle struct {
 	service            *corev1.Service
 	deployment         *appsv1.Deployment
 	pdb                *policyv1.PodDisruptionBudget
+	networkPolicy      *networkingv1.NetworkPolicy
 	webhook            *admissionregistrationv1.ValidatingWebhookConfiguration
 	crds               map[string]*apiextensionsv1.CustomResourceDefinition // by kind
 	policy             *admissionregistrationv1.ValidatingAdmissionPolicy   // GitHubDeployments' own namespace
@@ -199,6 +203,9 @@ func loadBundle(t *testing.T) *bundle {
 		case *policyv1.PodDisruptionBudget:
 			one(u.GetKind(), b.pdb != nil)
 			b.pdb = o
+		case *networkingv1.NetworkPolicy:
+			one(u.GetKind(), b.networkPolicy != nil)
+			b.networkPolicy = o
 		case *admissionregistrationv1.ValidatingWebhookConfiguration:
 			one(u.GetKind(), b.webhook != nil)
 			b.webhook = o
@@ -231,7 +238,7 @@ func loadBundle(t *testing.T) *bundle {
 	}
 	if b.namespace == nil || b.serviceAccount == nil || b.clusterRole == nil || b.clusterRoleBinding == nil ||
 		b.ownersRole == nil || b.ownersBinding == nil || b.role == nil || b.roleBinding == nil || b.config == nil ||
-		b.service == nil || b.deployment == nil || b.pdb == nil || b.webhook == nil ||
+		b.service == nil || b.deployment == nil || b.pdb == nil || b.networkPolicy == nil || b.webhook == nil ||
 		b.crds["DeploymentRecord"] == nil || b.crds["RolloutRecord"] == nil || b.crds["GitHubDeployment"] == nil ||
 		b.policy == nil || b.policyBinding == nil {
 		t.Fatalf("deploy/ lacks an object: %+v", b)
@@ -297,6 +304,7 @@ var checks = []check{
 	{"probes use container ports", checkProbes},
 	{"webhook observes and fails open", checkWebhookPolicy},
 	{"webhook skips its own namespace and kube-system", checkWebhookNamespaceSelector},
+	{"network policy admits the webhook from anywhere, metrics from labelled namespaces", checkNetworkPolicy},
 	{"pod security is hardened", checkSecurityContext},
 	{"RBAC grants no secrets and no wildcards", checkRBACLeastPrivilege},
 	{"RBAC rules are the documented ones", checkRBACRules},
@@ -327,7 +335,7 @@ func checkApplyOrder(b *bundle) error {
 	rank := map[string]int{
 		"Namespace": 0, "CustomResourceDefinition": 1, "ValidatingAdmissionPolicy": 1, "ValidatingAdmissionPolicyBinding": 1,
 		"ServiceAccount": 2, "ClusterRole": 2, "ClusterRoleBinding": 2, "Role": 2, "RoleBinding": 2,
-		"ConfigMap": 3, "Service": 4, "Deployment": 5, "PodDisruptionBudget": 6, "ValidatingWebhookConfiguration": 7,
+		"ConfigMap": 3, "Service": 4, "NetworkPolicy": 4, "Deployment": 5, "PodDisruptionBudget": 6, "ValidatingWebhookConfiguration": 7,
 	}
 	var errs []error
 	last := -1
@@ -596,6 +604,83 @@ func checkWebhookNamespaceSelector(b *bundle) error {
 	return errors.Join(errs...)
 }
 
+// metricsScrapers labels the namespaces whose pods may scrape the tracker's metrics (35-networkpolicy.yaml).
+const metricsScrapers = "deployment-tracker.io/scrape-metrics"
+
+// checkNetworkPolicy: the NetworkPolicy selects the tracker's pods for ingress only; the webhook port is open
+// to any source (the API server is not a pod: no selector names it), the metrics port only to namespaces
+// labelled metricsScrapers, the health port to no one (the kubelet's probes come from the node, always
+// allowed), and no rule admits every port.
+func checkNetworkPolicy(b *bundle) error {
+	np := b.networkPolicy
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("NetworkPolicy: "+format, args...)) }
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || sel.Empty() || !sel.Matches(labels.Set(b.deployment.Spec.Template.Labels)) {
+		bad("podSelector %v does not select the tracker's pods (%v)", sel, err)
+	}
+	if diff := cmp.Diff([]networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, np.Spec.PolicyTypes); diff != "" {
+		bad("policyTypes (-want +got), ingress only (README: why not egress):\n%s", diff)
+	}
+	if len(np.Spec.Egress) != 0 {
+		bad("egress rules without Egress in policyTypes")
+	}
+	c, err := b.tracker()
+	if err != nil {
+		return err
+	}
+	// covers reports whether rule admits the container port cp.
+	covers := func(rule networkingv1.NetworkPolicyIngressRule, cp corev1.ContainerPort) bool {
+		if len(rule.Ports) == 0 {
+			return true
+		}
+		for _, p := range rule.Ports {
+			if p.Protocol != nil && *p.Protocol != cp.Protocol {
+				continue
+			}
+			switch {
+			case p.Port == nil:
+				return true
+			case p.Port.Type == intstr.String && p.Port.StrVal == cp.Name:
+				return true
+			case p.Port.Type == intstr.Int && (p.Port.IntVal == cp.ContainerPort ||
+				p.EndPort != nil && p.Port.IntVal <= cp.ContainerPort && cp.ContainerPort <= *p.EndPort):
+				return true
+			}
+		}
+		return false
+	}
+	wantFrom := map[string][]networkingv1.NetworkPolicyPeer{
+		"webhook": nil, // any source
+		"metrics": {{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{metricsScrapers: "true"}}}},
+	}
+	for i, rule := range np.Spec.Ingress {
+		if len(rule.Ports) == 0 {
+			bad("ingress rule %d admits every port", i)
+		}
+	}
+	for _, cp := range c.Ports {
+		var rules []networkingv1.NetworkPolicyIngressRule
+		for _, rule := range np.Spec.Ingress {
+			if covers(rule, cp) {
+				rules = append(rules, rule)
+			}
+		}
+		want, open := wantFrom[cp.Name]
+		switch {
+		case !open && len(rules) > 0:
+			bad("port %s/%d is admitted, want no rule", cp.Name, cp.ContainerPort)
+		case open && len(rules) != 1:
+			bad("port %s/%d is admitted by %d rules, want 1", cp.Name, cp.ContainerPort, len(rules))
+		case open:
+			if diff := cmp.Diff(want, rules[0].From); diff != "" {
+				bad("sources of port %s (-want +got):\n%s", cp.Name, diff)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func checkSecurityContext(b *bundle) error {
 	spec := b.deployment.Spec.Template.Spec
 	c, err := b.tracker()
@@ -721,6 +806,9 @@ func checkRBACRules(b *bundle) error {
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		{APIGroups: []string{githubGroup}, Resources: []string{"githubdeployments"}, Verbs: read},
 		{APIGroups: []string{githubGroup}, Resources: []string{"githubdeployments/status"}, Verbs: []string{"get", "update", "patch"}},
+		// Flux: Kustomizations watched, their GitRepositories read one at a time.
+		{APIGroups: []string{"kustomize.toolkit.fluxcd.io"}, Resources: []string{"kustomizations"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"gitrepositories"}, Verbs: []string{"get"}},
 	}
 	// The Slack sink reads namespaces with a single GET (no informer); a Role cannot grant it, so the
 	// namespaced variant has every rule of the ClusterRole but this one.
@@ -733,6 +821,9 @@ func checkRBACRules(b *bundle) error {
 		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"deploymentrecords/status"}, Verbs: []string{"get", "update"}},
 		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"rolloutrecords"}, Verbs: []string{"get", "list", "create", "update", "delete"}},
 		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"rolloutrecords/status"}, Verbs: []string{"get", "update"}},
+		// The Flux ledger: one ConfigMap, by name but for create.
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{flux.LedgerName}, Verbs: []string{"get", "update"}},
 	}
 	wantOwners := map[string][]rbacv1.PolicyRule{
 		"deployment-tracker-owners-argo-rollouts": {{APIGroups: []string{"argoproj.io"}, Resources: []string{"rollouts"}, Verbs: []string{"get"}}},
@@ -1030,6 +1121,7 @@ func checkGitHubDeploymentPolicy(b *bundle) error {
 		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
 		Rule: admissionregistrationv1.Rule{
 			APIGroups: []string{githubGroup}, APIVersions: []string{"*"}, Resources: []string{b.crds["GitHubDeployment"].Spec.Names.Plural},
+			Scope: ptr.To(admissionregistrationv1.AllScopes),
 		},
 	}}}
 	if p.Spec.MatchConstraints == nil {
@@ -1268,6 +1360,7 @@ func checkDeploymentShape(b *bundle) error {
 // fail, so that none of the checks above passes vacuously.
 func TestChecksCatchBrokenManifests(t *testing.T) {
 	ptr := func(s string) *string { return &s }
+	const netpol = "network policy admits the webhook from anywhere, metrics from labelled namespaces"
 	mutations := []struct {
 		check  string
 		name   string
@@ -1335,6 +1428,24 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			b.webhook.Webhooks[0].NamespaceSelector.MatchExpressions[0].Values = []string{"deployment-tracker"}
 		}},
 		{"webhook skips its own namespace and kube-system", "no selector", func(b *bundle) { b.webhook.Webhooks[0].NamespaceSelector = nil }},
+		{netpol, "webhook only from the tracker's namespace", func(b *bundle) {
+			b.networkPolicy.Spec.Ingress[0].From = []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}
+		}},
+		{netpol, "metrics from anywhere", func(b *bundle) { b.networkPolicy.Spec.Ingress[1].From = nil }},
+		{netpol, "health port admitted", func(b *bundle) {
+			r := &b.networkPolicy.Spec.Ingress[0]
+			r.Ports = append(r.Ports, networkingv1.NetworkPolicyPort{Port: &intstr.IntOrString{Type: intstr.String, StrVal: "health"}})
+		}},
+		{netpol, "every port", func(b *bundle) { b.networkPolicy.Spec.Ingress[1].Ports = nil }},
+		{netpol, "webhook port moved", func(b *bundle) {
+			b.networkPolicy.Spec.Ingress[0].Ports[0].Port = &intstr.IntOrString{Type: intstr.Int, IntVal: 8443}
+		}},
+		{netpol, "egress too", func(b *bundle) {
+			b.networkPolicy.Spec.PolicyTypes = append(b.networkPolicy.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
+		}},
+		{netpol, "selects other pods", func(b *bundle) {
+			b.networkPolicy.Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"app": "other"}}
+		}},
 		{"pod security is hardened", "root filesystem writable", func(b *bundle) {
 			f := false
 			b.deployment.Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = &f

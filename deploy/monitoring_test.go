@@ -38,7 +38,8 @@ var monitoringValues = []string{
 var metricName = regexp.MustCompile(`\b(?:deptracker|controller_runtime)_[a-z_]+\b`)
 
 // exportedMetrics returns the names a scrape of the tracker can show, and whether each is a histogram (whose
-// series are name_bucket, name_sum and name_count): the collectors of metrics.New, and those controller-runtime
+// series are name_bucket, name_sum and name_count): the collectors of metrics.New (the delivery and Flux
+// metrics among them, in their groups), and those controller-runtime
 // registers for its controllers, read from the source of the controller-runtime module this module builds with
 // (they are in an internal package, registered in its init).
 func exportedMetrics(t *testing.T) map[string]bool {
@@ -46,26 +47,39 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	names := map[string]bool{}
 	m := metrics.New(prometheus.NewRegistry())
 	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
-	v := reflect.ValueOf(m).Elem()
-	for i := range v.NumField() {
-		c, ok := v.Field(i).Interface().(prometheus.Collector)
-		if !ok {
-			t.Fatalf("metrics.Metrics.%s is not a collector", v.Type().Field(i).Name)
-		}
-		_, histogram := c.(prometheus.Histogram)
-		if _, ok := c.(*prometheus.HistogramVec); ok {
-			histogram = true
-		}
-		ch := make(chan *prometheus.Desc, 1)
-		go func() { c.Describe(ch); close(ch) }()
-		for d := range ch {
-			sub := fqName.FindStringSubmatch(d.String())
-			if sub == nil {
-				t.Fatalf("no name in %s", d)
+	// The fields of metrics.Metrics are collectors, or groups of them (a pointer to a struct of collectors, such
+	// as metrics.Delivery and metrics.Flux).
+	var collect func(v reflect.Value, path string)
+	collect = func(v reflect.Value, path string) {
+		for i := range v.NumField() {
+			field, name := v.Field(i), path+"."+v.Type().Field(i).Name
+			if !v.Type().Field(i).IsExported() {
+				continue
 			}
-			names[sub[1]] = histogram
+			c, ok := field.Interface().(prometheus.Collector)
+			if !ok {
+				if field.Kind() == reflect.Pointer && !field.IsNil() && field.Elem().Kind() == reflect.Struct {
+					collect(field.Elem(), name)
+					continue
+				}
+				t.Fatalf("%s is not a collector nor a group of them", name)
+			}
+			_, histogram := c.(prometheus.Histogram)
+			if _, ok := c.(*prometheus.HistogramVec); ok {
+				histogram = true
+			}
+			ch := make(chan *prometheus.Desc, 1)
+			go func() { c.Describe(ch); close(ch) }()
+			for d := range ch {
+				sub := fqName.FindStringSubmatch(d.String())
+				if sub == nil {
+					t.Fatalf("no name in %s", d)
+				}
+				names[sub[1]] = histogram
+			}
 		}
 	}
+	collect(reflect.ValueOf(m).Elem(), "metrics.Metrics")
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/controller-runtime").Output()
 	if err != nil {
 		t.Fatalf("go list -m sigs.k8s.io/controller-runtime: %v", err)
@@ -314,6 +328,65 @@ func TestDashboardCoversTheTrackersHealth(t *testing.T) {
 			t.Errorf("the dashboard does not show %s", m)
 		}
 	}
+}
+
+// deliverySelector matches a selector of a delivery metric (internal/metrics.Delivery) in an expression.
+var deliverySelector = regexp.MustCompile(`\b(deptracker_(?:deployments_total|lead_time_seconds|rollouts_failed_total|time_to_restore_seconds|rollouts_without_commit_total|rollout_duration_seconds)(?:_bucket|_sum|_count)?)(\{[^}]*\})?`)
+
+// TestDashboardCoversDelivery: the dashboard shows the four DORA keys and Flux's apply lead time, per
+// environment and workload: every selector of a delivery metric filters by the environment, workload namespace
+// and workload variables. The workload's namespace is exported_namespace: the scrape's own namespace label (the
+// tracker's pod) takes the metric's namespace label's place.
+func TestDashboardCoversDelivery(t *testing.T) {
+	u := monitoringObject(t, "ConfigMap")
+	raw, _, _ := unstructured.NestedString(u.Object, "data", monitoring.DashboardKey)
+	for _, m := range []string{
+		"deptracker_deployments_total", "deptracker_lead_time_seconds_bucket", "deptracker_rollouts_failed_total",
+		"deptracker_time_to_restore_seconds_bucket", "deptracker_flux_apply_lead_time_seconds_bucket",
+		"deptracker_rollouts_without_commit_total", "deptracker_flux_revisions_without_commit_total",
+		`stage=\"complete\"`, `"title": "Delivery (DORA)"`,
+	} {
+		if !strings.Contains(raw, m) {
+			t.Errorf("the dashboard does not show %s", m)
+		}
+	}
+	var dash struct {
+		Panels     []dashboardPanel `json:"panels"`
+		Templating struct {
+			List []struct {
+				Name string `json:"name"`
+			} `json:"list"`
+		} `json:"templating"`
+	}
+	if err := json.Unmarshal([]byte(raw), &dash); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]bool{}
+	for _, v := range dash.Templating.List {
+		vars[v.Name] = true
+	}
+	for _, v := range []string{"environment", "workload_namespace", "workload", "kustomization"} {
+		if !vars[v] {
+			t.Errorf("no variable %s", v)
+		}
+	}
+	filters := []string{`namespace="$namespace"`, `environment=~"$environment"`, `exported_namespace=~"$workload_namespace"`, `workload=~"$workload"`}
+	var walk func(ps []dashboardPanel)
+	walk = func(ps []dashboardPanel) {
+		for _, p := range ps {
+			walk(p.Panels)
+			for _, q := range p.Targets {
+				for _, m := range deliverySelector.FindAllStringSubmatch(q.Expr, -1) {
+					for _, f := range filters {
+						if !strings.Contains(m[2], f) {
+							t.Errorf("panel %q: %s%s does not filter by %s", p.Title, m[1], m[2], f)
+						}
+					}
+				}
+			}
+		}
+	}
+	walk(dash.Panels)
 }
 
 // TestChartMonitoringMatchesComponent: with every monitoring toggle on, the chart renders the kustomize install

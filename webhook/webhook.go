@@ -1,6 +1,10 @@
 // Package webhook is the observe-only admission webhook for pods. It captures the images of pods at CREATE and
 // their departure at DELETE and hands them to the tracker without waiting. It never denies and never mutates:
 // every review is answered allowed, including the ones it cannot make sense of.
+//
+// Server is the transport of the reviews (decoding, a cap on reviews in flight), Handler the observation, and
+// TLSServer the HTTPS server the manager runs for them: TLS 1.2 or later, HTTP/1.1 only, read, write and idle
+// timeouts. A replica that does not lead answers without observing (Handler.Elected).
 package webhook
 
 import (
@@ -9,9 +13,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -38,6 +44,14 @@ type Observer interface {
 
 // Handler is the admission.Handler for pods.
 type Handler struct {
+	// Elected, when set, is closed once this replica leads (manager.Manager's Elected). Until then the
+	// replica is a standby: its tracker does not run, so an observation would only wait in the hand-off buffer
+	// for a leadership that may never come. A standby answers allowed without observing, counts the review
+	// standby, and leaves the pod to the leader's informer, which records every pod: the review is irrelevant
+	// to the records, and the rollout's submission time falls back to the pod's creationTimestamp (set by the
+	// same API request). nil: always elected.
+	Elected <-chan struct{}
+
 	observer Observer
 	metrics  *metrics.Metrics
 	now      func() time.Time
@@ -104,6 +118,10 @@ func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest,
 		h.count(op, metrics.AdmissionIgnored)
 		return allowed
 	}
+	if !h.elected() {
+		h.count(op, metrics.AdmissionStandby)
+		return allowed
+	}
 	var obs observation.Admission
 	var err error
 	if decoded != nil {
@@ -133,18 +151,36 @@ func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest,
 	return allowed
 }
 
-// count counts a review. The operation label takes the values the admission API defines, and "other": a
-// forged review with another operation must not create a new series.
+// elected reports whether this replica leads (see Elected).
+func (h *Handler) elected() bool {
+	if h.Elected == nil {
+		return true
+	}
+	select {
+	case <-h.Elected:
+		return true
+	default:
+		return false
+	}
+}
+
+// count counts a review.
 func (h *Handler) count(op, outcome string) {
 	if h.metrics == nil {
 		return
 	}
+	h.metrics.Admission.WithLabelValues(operationLabel(op), outcome).Inc()
+}
+
+// operationLabel is the operation label of a review: the values the admission API defines, and "other": a
+// forged review with another operation must not create a new series.
+func operationLabel(op string) string {
 	switch admissionv1.Operation(op) {
 	case admissionv1.Create, admissionv1.Update, admissionv1.Delete, admissionv1.Connect:
+		return op
 	default:
-		op = "other"
+		return "other"
 	}
-	h.metrics.Admission.WithLabelValues(op, outcome).Inc()
 }
 
 // decode decodes the pod of a request from its raw bytes.
@@ -222,10 +258,31 @@ func bounded(s string, n int) string {
 // shape) is decoded the general way, so that it is answered, counted and logged as any Handler's would be. (A
 // review naming object or oldObject twice, which no API server sends, has the two merged where the general way
 // takes the last.)
+//
+// At most MaxInFlight reviews are read and answered at once: they bound the memory reviews can take (each up to
+// MaxBodyBytes, decoded). A review over the cap is shed: answered allowed at once, with the uid read from the
+// start of its body (the API server refuses an answer with another uid, which failurePolicy Fail would turn
+// into a denial), not observed, and counted dropped. The pod informer records its pod as it does any pod the
+// webhook missed. The server never waits for a slot and never denies.
 type Server struct {
 	Handler admission.Handler
 	Metrics *metrics.Metrics
+	// MaxInFlight caps the reviews served at once (default DefaultMaxInFlight).
+	MaxInFlight int
+
+	inFlight atomic.Int64
 }
+
+// DefaultMaxInFlight is the default cap of reviews served at once. A review of a real pod is answered in well
+// under a millisecond, so even a burst of thousands of pod writes a second keeps one or two in flight; the cap
+// is reached by slow or oversized (forged) reviews. One of MaxBodyBytes takes two to three times that while it
+// is served (its body, and what is decoded from it: 6 MiB measured for a 3 MiB image name), so 8 take under
+// 100 MiB at worst, within the shipped 256 MiB memory limit beside the caches.
+const DefaultMaxInFlight = 8
+
+// peekBytes is how much of a shed review's body is read for its uid and operation. The API server writes them
+// first (the order of AdmissionRequest's fields: uid, kind, resource, names, operation), a few hundred bytes in.
+const peekBytes = 4 << 10
 
 // reviewView is an AdmissionReview v1 whose request carries its pods decoded (Server's single pass).
 type reviewView struct {
@@ -258,6 +315,94 @@ const maxPooledBody = 256 << 10
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	maxInFlight := int64(s.MaxInFlight)
+	if maxInFlight <= 0 {
+		maxInFlight = DefaultMaxInFlight
+	}
+	if s.inFlight.Add(1) > maxInFlight {
+		s.inFlight.Add(-1)
+		s.shed(w, r)
+		return
+	}
+	defer s.inFlight.Add(-1)
+	s.serve(w, r)
+}
+
+// shed answers a review over the cap: allowed, unobserved, counted dropped.
+func (s *Server) shed(w http.ResponseWriter, r *http.Request) {
+	uid, op := peekReview(io.LimitReader(r.Body, peekBytes))
+	if s.Metrics != nil {
+		if op != "" {
+			op = operationLabel(op)
+		}
+		s.Metrics.Admission.WithLabelValues(op, metrics.AdmissionDropped).Inc()
+	}
+	s.write(r.Context(), w, &admissionv1.AdmissionResponse{UID: uid, Allowed: true})
+}
+
+// peekReview returns the uid and operation of the review r starts with, as far as r holds them: streamed
+// token by token, without decoding the rest; "" for what is not found.
+func peekReview(r io.Reader) (uid types.UID, op string) {
+	dec := json.NewDecoder(r)
+	str := func() (string, bool) {
+		t, err := dec.Token()
+		s, ok := t.(string)
+		return s, err == nil && ok
+	}
+	open := func() bool {
+		t, err := dec.Token()
+		return err == nil && t == json.Delim('{')
+	}
+	skip := func() bool {
+		var v json.RawMessage
+		return dec.Decode(&v) == nil
+	}
+	if !open() {
+		return "", ""
+	}
+	for dec.More() {
+		key, ok := str()
+		if !ok {
+			return "", ""
+		}
+		if key != "request" {
+			if !skip() {
+				return "", ""
+			}
+			continue
+		}
+		if !open() {
+			return "", ""
+		}
+		for dec.More() && (uid == "" || op == "") {
+			key, ok := str()
+			if !ok {
+				return uid, op
+			}
+			switch key {
+			case "uid", "operation":
+				v, ok := str()
+				if !ok {
+					return uid, op
+				}
+				if key == "uid" {
+					uid = types.UID(v)
+				} else {
+					op = v
+				}
+			default:
+				if !skip() {
+					return uid, op
+				}
+			}
+		}
+		return uid, op
+	}
+	return "", ""
+}
+
+// serve reads, decodes and answers a review.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	body := bodies.Get().(*bytes.Buffer)
 	defer func() {

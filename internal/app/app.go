@@ -26,11 +26,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	ghv1 "github.com/deployment-tracker/deployment-tracker/internal/apis/github/v1alpha1"
 	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
 	cfgpkg "github.com/deployment-tracker/deployment-tracker/internal/config"
+	"github.com/deployment-tracker/deployment-tracker/internal/delivery"
 	"github.com/deployment-tracker/deployment-tracker/internal/dispatch"
 	"github.com/deployment-tracker/deployment-tracker/internal/ghclient"
 	"github.com/deployment-tracker/deployment-tracker/internal/ledger"
@@ -81,6 +81,11 @@ type App struct {
 
 	rolloutSinks []string         // names of the rollout sinks
 	github       *ghclient.Client // the GitHub client of the sinks, once made
+	// deliveryExporters record the delivery sink's observations besides Prometheus (OpenTelemetry); set them
+	// before addDelivery.
+	deliveryExporters []delivery.Exporter
+	// telemetryShutdown flushes the OpenTelemetry export once the manager has stopped.
+	telemetryShutdown func(context.Context) error
 }
 
 // New wires the tracker from c.
@@ -105,21 +110,35 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 	} else {
 		log.Info("No ledger: what was delivered is kept in memory only, and posted again after a restart")
 	}
+	exp, shutdown, err := a.telemetryExporter(c, log)
+	if err != nil {
+		return nil, err
+	}
+	if exp != nil {
+		a.deliveryExporters = append(a.deliveryExporters, exp)
+	}
+	a.telemetryShutdown = shutdown
 	if err := a.addDelivery(c, o, led, log); err != nil {
 		return nil, err
 	}
 	if err := a.addDeciders(c, o, led, log); err != nil {
 		return nil, err
 	}
-	mgr.GetWebhookServer().Register(webhook.Path, &webhook.Server{Handler: webhook.New(a.Tracker, a.Metrics), Metrics: a.Metrics})
+	if err := a.addFlux(c, log); err != nil {
+		return nil, err
+	}
+	// A standby's reviews are answered but not observed: its tracker does not run (webhook.Handler.Elected).
+	hook := webhook.New(a.Tracker, a.Metrics)
+	hook.Elected = mgr.Elected()
+	mgr.GetWebhookServer().Register(webhook.Path, &webhook.Server{Handler: hook, Metrics: a.Metrics})
 	if err := addChecks(mgr); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-// newManager builds the controller-runtime manager with the tracker's light caches: pods and owner metadata
-// stripped by podwatch, workloads and ControllerRevisions trimmed by rollout.Transform.
+// newManager builds the controller-runtime manager with the tracker's light caches: pods kept compact and owner
+// metadata stripped by podwatch, workloads and ControllerRevisions trimmed by rollout.Transform.
 func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, error) {
 	rc, err := restConfig(c, o)
 	if err != nil {
@@ -135,6 +154,13 @@ func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, 
 	if err := ghv1.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building the scheme: %w", err)
 	}
+	// The webhook's own server: controller-runtime's sets no read or write timeout and offers HTTP/2.
+	hookServer, err := webhook.NewTLSServer(webhook.ServerConfig{
+		Host: c.WebhookHost, Port: c.WebhookPort, CertDir: c.CertDir, Log: log.WithName("webhook-server"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	mgrOpts := manager.Options{
 		Scheme:                        scheme,
 		Logger:                        log,
@@ -149,11 +175,7 @@ func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, 
 		RenewDeadline:                 o.RenewDeadline,
 		RetryPeriod:                   o.RetryPeriod,
 		GracefulShutdownTimeout:       &c.ShutdownTimeout,
-		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
-			Host:    c.WebhookHost,
-			Port:    c.WebhookPort,
-			CertDir: c.CertDir,
-		}),
+		WebhookServer:                 hookServer,
 	}
 	if o.MetricsBindAddress != nil {
 		mgrOpts.Metrics.BindAddress = *o.MetricsBindAddress
@@ -187,8 +209,9 @@ func restConfig(c *cfgpkg.Config, o Options) (*rest.Config, error) {
 	return rc, nil
 }
 
-// cacheOptions are the light caches: pods and owner metadata stripped by podwatch, workloads and
-// ControllerRevisions trimmed by rollout.Transform, within the configured namespaces.
+// cacheOptions are the light caches: pods kept compact and owner metadata stripped by podwatch (whose
+// NewInformer lets the cache read compact pods as pods), workloads and ControllerRevisions trimmed by
+// rollout.Transform, within the configured namespaces.
 func cacheOptions(c *cfgpkg.Config) cache.Options {
 	// The trim keeps the Slack sink's team label on workloads, when one is configured.
 	var keepLabels []string
@@ -198,6 +221,7 @@ func cacheOptions(c *cfgpkg.Config) cache.Options {
 	trim := cache.ByObject{Transform: rollout.NewTransform(keepLabels...)}
 	opts := cache.Options{
 		DefaultTransform: podwatch.Strip,
+		NewInformer:      podwatch.NewInformer,
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: trim, &appsv1.StatefulSet{}: trim, &appsv1.DaemonSet{}: trim, &appsv1.ControllerRevision{}: trim,
 		},
@@ -262,7 +286,7 @@ func (a *App) addDelivery(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 	rsinks := o.RolloutSinks
 	if rsinks == nil {
 		var err error
-		if rsinks, err = a.newRolloutSinks(c, s, log); err != nil {
+		if rsinks, err = a.newRolloutSinks(c, s, led, log); err != nil {
 			return err
 		}
 	}
@@ -371,8 +395,8 @@ const (
 )
 
 // newRolloutSinks are the rollout sinks the configuration enables: the dry-run log sink, when it is one; Slack,
-// when a Slack token is set (not in a dry run).
-func (a *App) newRolloutSinks(c *cfgpkg.Config, s sink.Sink, log logr.Logger) (map[string]sink.RolloutSink, error) {
+// when a Slack token is set (not in a dry run); GitHub Deployments (not in a dry run); delivery metrics.
+func (a *App) newRolloutSinks(c *cfgpkg.Config, s sink.Sink, led *ledger.Ledger, log logr.Logger) (map[string]sink.RolloutSink, error) {
 	out := map[string]sink.RolloutSink{}
 	if rs, ok := s.(sink.RolloutSink); ok && c.DryRun {
 		out[rolloutSinkLog] = rs
@@ -404,12 +428,26 @@ func (a *App) newRolloutSinks(c *cfgpkg.Config, s sink.Sink, log logr.Logger) (m
 		}
 		out[rolloutSinkGitHubDeployments] = gd
 	}
+	if c.DeliveryMetrics {
+		ds, err := a.newDelivery(c, led, log)
+		if err != nil {
+			return nil, err
+		}
+		out[rolloutSinkDelivery] = ds
+	}
 	return out, nil
 }
 
 // Start runs the tracker until ctx is cancelled; queued records are drained within the shutdown timeout.
 func (a *App) Start(ctx context.Context) error {
-	return a.Manager.Start(ctx)
+	err := a.Manager.Start(ctx)
+	if a.telemetryShutdown != nil {
+		// The dispatchers have drained: what the delivery sink recorded is flushed within -shutdown-timeout.
+		if serr := a.telemetryShutdown(ctx); serr != nil {
+			a.Manager.GetLogger().Error(serr, "OpenTelemetry flush at shutdown failed")
+		}
+	}
+	return err
 }
 
 // ledgerReporter writes the outcome of posts into the ledger's status.

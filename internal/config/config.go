@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
+	"github.com/deployment-tracker/deployment-tracker/internal/telemetry"
 )
 
 // Config is the whole configuration of the tracker.
@@ -79,9 +80,38 @@ type Config struct {
 	// GitHubDeployments enables the GitHub Deployments rollout sink (-github-deployments).
 	GitHubDeployments bool
 
+	// DeliveryMetrics enables the delivery metrics rollout sink (-delivery-metrics): lead time, deployments,
+	// failed rollouts and time to restore per rollout.
+	DeliveryMetrics bool
+
+	// FluxDiscoveryInterval is how often the tracker looks whether Flux's Kustomization API is served, to
+	// observe the revisions Kustomizations apply (-flux-discovery-interval); 0 turns that off.
+	FluxDiscoveryInterval time.Duration
+
 	// Slack rollout sink (environment variables): enabled when a token is set.
 	Slack SlackConfig
+
+	// Telemetry is the OpenTelemetry export of the delivery metrics and rollout traces; off unless enabled.
+	Telemetry TelemetryConfig
 }
+
+// TelemetryConfig configures the OTLP export (-telemetry-endpoint, -telemetry-insecure and the standard
+// OTEL_EXPORTER_OTLP_* variables). Parse reads the variables that turn it on and choose the protocol; the
+// exporters read the others themselves (headers, certificates, timeout, compression).
+type TelemetryConfig struct {
+	// Endpoint is -telemetry-endpoint: host:port or an http(s) URL; empty: the endpoint variables.
+	Endpoint string
+	// Insecure is -telemetry-insecure: plain text, without TLS.
+	Insecure bool
+	// Protocol is OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" or "http/protobuf"; empty: grpc.
+	Protocol string
+	// Metrics and Traces say which signals are exported: both with -telemetry-endpoint or
+	// OTEL_EXPORTER_OTLP_ENDPOINT, else those whose own endpoint variable is set.
+	Metrics, Traces bool
+}
+
+// Enabled reports whether anything is exported over OTLP.
+func (t TelemetryConfig) Enabled() bool { return t.Metrics || t.Traces }
 
 // SlackConfig configures the Slack rollout sink. Token never leaves this struct in logs.
 type SlackConfig struct {
@@ -159,8 +189,12 @@ func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 	fs.DurationVar(&c.UnknownArtifactTTL, "unknown-artifact-ttl", time.Hour, "how long a 404 for an unknown artifact digest is remembered before it is tried again (0 or more)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long queued records may still be posted before exiting (more than 0)")
 	fs.BoolVar(&c.GitHubDeployments, "github-deployments", true, "create GitHub deployments and deployment statuses for the rollouts of workloads annotated with github.deployment-tracker.io/repository or named by a GitHubDeployment (needs the Deployments write permission; not with -dry-run)")
+	fs.BoolVar(&c.DeliveryMetrics, "delivery-metrics", true, "observe delivery metrics once per rollout (deptracker_lead_time_seconds, deptracker_deployments_total, …); commit times come from GitHub, or with -dry-run from annotations only")
 	fs.IntVar(&c.RolloutHistory, "rollout-history", 10, "rollouts kept per workload in the ledger (RolloutRecord objects; 1 to 1000)")
 	fs.DurationVar(&c.RolloutMaxAge, "rollout-max-age", 30*24*time.Hour, "how long a finished rollout is kept in the ledger at most (at least 1h; the latest of a workload stays while it exists)")
+	fs.DurationVar(&c.FluxDiscoveryInterval, "flux-discovery-interval", 3*time.Minute, "how often to look whether Flux's Kustomization API (kustomize.toolkit.fluxcd.io/v1) is served, to observe the apply lead time of the revisions Kustomizations apply (0 turns it off)")
+	fs.StringVar(&c.Telemetry.Endpoint, "telemetry-endpoint", "", "OpenTelemetry collector receiving the delivery metrics and a trace per rollout over OTLP: host:port (TLS unless -telemetry-insecure) or an http(s) URL; empty: off, unless OTEL_EXPORTER_OTLP_ENDPOINT or a per-signal endpoint variable is set (this flag wins over them)")
+	fs.BoolVar(&c.Telemetry.Insecure, "telemetry-insecure", false, "send OTLP in plain text, without TLS (an in-cluster collector)")
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, fmt.Errorf("flags: %w", err)
@@ -280,6 +314,9 @@ func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 	if c.RolloutMaxAge < time.Hour {
 		bad("-rollout-max-age", "must be at least 1h, got %s", c.RolloutMaxAge)
 	}
+	if c.FluxDiscoveryInterval < 0 {
+		bad("-flux-discovery-interval", "must not be negative (0 turns it off), got %s", c.FluxDiscoveryInterval)
+	}
 	if c.LeaderElect && c.LeaderElectionNamespace == "" && c.Kubeconfig != "" {
 		bad("-leader-election-namespace", "required with -leader-elect outside a cluster (or set POD_NAMESPACE)")
 	}
@@ -313,6 +350,7 @@ func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 		errs = append(errs, c.parseAuth(get)...)
 	}
 	errs = append(errs, c.parseSlack(get)...)
+	errs = append(errs, c.parseTelemetry(get)...)
 	return c, errs, nil
 }
 
@@ -443,6 +481,62 @@ func (c *Config) parseSlack(get func(string) string) []error {
 	return errs
 }
 
+// otlpEndpointVars are the standard variables of the OTLP endpoints
+// (https://opentelemetry.io/docs/specs/otel/protocol/exporter/): both signals', the metrics', the traces'.
+var otlpEndpointVars = [3]string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}
+
+// parseTelemetry reads the OpenTelemetry export's protocol and whether it is on: -telemetry-endpoint turns
+// on both signals, and so does OTEL_EXPORTER_OTLP_ENDPOINT; a per-signal endpoint variable turns on its
+// signal. The variables' URLs are checked only when the flag does not override them.
+func (c *Config) parseTelemetry(get func(string) string) []error {
+	t := &c.Telemetry
+	var errs []error
+	t.Protocol = get("OTEL_EXPORTER_OTLP_PROTOCOL")
+	switch t.Protocol {
+	case "", telemetry.ProtocolGRPC, telemetry.ProtocolHTTPProtobuf:
+	default:
+		errs = append(errs, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL: %q is neither grpc nor http/protobuf (the Go exporters do not speak http/json)", t.Protocol))
+	}
+	var set [len(otlpEndpointVars)]bool
+	for i, name := range otlpEndpointVars {
+		v := get(name)
+		set[i] = v != ""
+		if set[i] && t.Endpoint == "" {
+			if err := checkOTLPEnvEndpoint(v, t.Protocol); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	all := t.Endpoint != "" || set[0]
+	t.Metrics, t.Traces = all || set[1], all || set[2]
+	if err := telemetry.CheckEndpoint(t.Endpoint, t.Protocol, t.Insecure); err != nil {
+		errs = append(errs, fmt.Errorf("-telemetry-endpoint: %w", err))
+	}
+	if t.Insecure && !t.Enabled() {
+		errs = append(errs, errors.New("-telemetry-insecure: needs -telemetry-endpoint or an OTEL_EXPORTER_OTLP_*ENDPOINT variable"))
+	}
+	return errs
+}
+
+// checkOTLPEnvEndpoint checks an endpoint variable as the exporters read it: an http(s) URL with a host; the
+// gRPC exporter also takes host:port.
+func checkOTLPEnvEndpoint(v, protocol string) error {
+	u, err := url.Parse(v)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return nil
+	}
+	if protocol != telemetry.ProtocolHTTPProtobuf && !strings.Contains(v, "://") && telemetry.CheckEndpoint(v, protocol, false) == nil {
+		return nil
+	}
+	// A password in it stays out of the error.
+	if err == nil {
+		v = u.Redacted()
+	} else if i := strings.LastIndex(v, "@"); i >= 0 {
+		v = "xxxxx@" + v[i+1:]
+	}
+	return fmt.Errorf("%q is not an http(s) URL such as http://otel-collector.observability:4317", v)
+}
+
 // parseAuth reads exactly one of: API_TOKEN, API_TOKEN_FILE, or the GitHub App trio.
 func (c *Config) parseAuth(get func(string) string) []error {
 	var errs []error
@@ -548,6 +642,10 @@ var EnvVars = []EnvVar{
 	{"SLACK_CHANNEL", "", "default Slack channel of rollout messages (name or ID); required with a Slack token"},
 	{"SLACK_API_URL", "https://slack.com/api/", "Slack Web API URL (tests point it at a fake)"},
 	{"SLACK_TEAM_LABEL", "", "label key (for example example.com/team) whose value, on the workload or else its namespace, Slack messages show as the team; empty: none"},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP collector URL of metrics and traces (for OTLP/HTTP the base of /v1/metrics and /v1/traces); turns the OpenTelemetry export on; -telemetry-endpoint wins"},
+	{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "", "OTLP collector URL of the metrics alone (for OTLP/HTTP used as is); turns the metrics export on"},
+	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "OTLP collector URL of the traces alone (for OTLP/HTTP used as is); turns the traces export on"},
+	{"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "OTLP protocol: grpc or http/protobuf. The exporters read the other OTEL_EXPORTER_OTLP_* variables (HEADERS, CERTIFICATE, TIMEOUT, COMPRESSION, ...) themselves"},
 }
 
 // Usage writes what -h prints: the flags registered on fs with their defaults, then the environment variables.

@@ -66,12 +66,15 @@ func defaults() *Config {
 		RolloutHistory:     10,
 		RolloutMaxAge:      30 * 24 * time.Hour,
 		GitHubDeployments:  true,
+		DeliveryMetrics:    true,
 		Org:                "octo-org",
 		BaseURL:            "https://api.github.com",
 		TemplateText:       record.DefaultTemplate,
 		LogicalEnvironment: "production",
 		Cluster:            "moda-1",
 		APIToken:           secretToken,
+
+		FluxDiscoveryInterval: 3 * time.Minute,
 	}
 }
 
@@ -154,7 +157,8 @@ func TestParse(t *testing.T) {
 				"-health-probe-bind-address=:9000", "-leader-elect", "-leader-election-namespace=tracker",
 				"-leader-election-id=dt", "-github-requests-per-minute=0", "-github-requests-per-hour=0",
 				"-unknown-artifact-ttl=0s", "-shutdown-timeout=1m30s", "-rollout-history=3", "-rollout-max-age=168h",
-				"-github-deployments=false",
+				"-github-deployments=false", "-delivery-metrics=false",
+				"-flux-discovery-interval=0s",
 			},
 			want: func(c *Config) {
 				c.Kubeconfig, c.Namespace, c.Workers = "/home/me/.kube/config", "payments", 8
@@ -163,6 +167,8 @@ func TestParse(t *testing.T) {
 				c.RequestsPerMinute, c.RequestsPerHour, c.UnknownArtifactTTL, c.ShutdownTimeout = 0, 0, 0, 90*time.Second
 				c.RolloutHistory, c.RolloutMaxAge = 3, 7*24*time.Hour
 				c.GitHubDeployments = false
+				c.DeliveryMetrics = false
+				c.FluxDiscoveryInterval = 0
 			},
 		},
 		{
@@ -457,6 +463,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "zero shutdown timeout", args: []string{"-shutdown-timeout=0s"}, wantNames: []string{"-shutdown-timeout"}},
 		{name: "no rollout history", args: []string{"-rollout-history=0"}, wantNames: []string{"-rollout-history"}},
 		{name: "rollout max age too short", args: []string{"-rollout-max-age=10m"}, wantNames: []string{"-rollout-max-age"}},
+		{name: "negative Flux discovery interval", args: []string{"-flux-discovery-interval=-1m"}, wantNames: []string{"-flux-discovery-interval"}},
 		{name: "webhook port zero", args: []string{"-webhook-port=0"}, wantNames: []string{"-webhook-port"}},
 		{name: "webhook port too large", args: []string{"-webhook-port=65536"}, wantNames: []string{"-webhook-port"}},
 		{name: "metrics port negative", args: []string{"-metrics-port=-1"}, wantNames: []string{"-metrics-port"}},

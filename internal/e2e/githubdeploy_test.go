@@ -28,37 +28,6 @@ const (
 	shaMain    = "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3"
 )
 
-// configuredTracker replaces the suite's tracker, for the duration of t, with one running the rollout sinks
-// the configuration enables (with env), and returns a function that restarts it.
-func configuredTracker(t *testing.T, vars map[string]string) (restart func()) {
-	t.Helper()
-	settings := trackerSettings{configuredRolloutSinks: true, env: vars}
-	if err := tracker.stop(); err != nil {
-		t.Fatalf("stopping the suite's tracker: %v", err)
-	}
-	in, err := startTracker(ctxFor(t), settings)
-	if err != nil {
-		t.Fatalf("starting the tracker with its configured rollout sinks: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := in.stop(); err != nil {
-			t.Errorf("stopping the configured tracker: %v", err)
-		}
-		if tracker, err = startTracker(context.Background(), trackerSettings{}); err != nil {
-			t.Fatalf("starting the suite's tracker again: %v", err)
-		}
-	})
-	return func() {
-		t.Helper()
-		if err := in.stop(); err != nil {
-			t.Fatalf("stopping the configured tracker: %v", err)
-		}
-		if in, err = startTracker(ctxFor(t), settings); err != nil {
-			t.Fatalf("starting the configured tracker again: %v", err)
-		}
-	}
-}
-
 // deploymentsOf are the GitHub deployments of environment env, oldest first, as "ref: state state …".
 func deploymentsOf(environment string) []string {
 	var out []string
@@ -95,7 +64,7 @@ func TestGitHubDeployments(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	restart := configuredTracker(t, nil)
+	_, restart := withTracker(t, trackerSettings{configuredRolloutSinks: true})
 	ns := newNamespace(t)
 
 	t.Run("annotations", func(t *testing.T) {
@@ -130,7 +99,7 @@ func TestGitHubDeployments(t *testing.T) {
 			d.Spec.Template.Labels[labelNeverReady] = "false"
 		})
 		waitDeployments(t, ghEnv, "v1: in_progress success", "v2: in_progress")
-		restart() // in the middle of the rollout: its in_progress is not sent again
+		restart(nil) // in the middle of the rollout: its in_progress is not sent again
 		waitRollout(t, w, 2, rollout.PhaseFailed)
 		waitDeployments(t, ghEnv, "v1: in_progress success", "v2: in_progress failure")
 
@@ -147,7 +116,7 @@ func TestGitHubDeployments(t *testing.T) {
 		})
 
 		before := deploymentsOf(ghEnv)
-		restart()
+		restart(nil)
 		stayDeployments(t, ghEnv, before)
 
 		if err := env.Client.Delete(context.Background(), d); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -178,4 +179,38 @@ func testLogger() logr.Logger {
 		return zap.New(zap.UseDevMode(true))
 	}
 	return logr.Discard()
+}
+
+// withTracker replaces the suite's tracker, for the duration of t, with one started with settings. current
+// returns the running instance; restart stops it, runs whileStopped (nil for nothing) and starts it again (the
+// ledger carries what it delivered over).
+func withTracker(t *testing.T, settings trackerSettings) (current func() *instance, restart func(whileStopped func())) {
+	t.Helper()
+	if err := tracker.stop(); err != nil {
+		t.Fatalf("stopping the suite's tracker: %v", err)
+	}
+	in, err := startTracker(ctxFor(t), settings)
+	if err != nil {
+		t.Fatalf("starting the test's tracker: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := in.stop(); err != nil {
+			t.Errorf("stopping the test's tracker: %v", err)
+		}
+		if tracker, err = startTracker(context.Background(), trackerSettings{}); err != nil {
+			t.Fatalf("starting the suite's tracker again: %v", err)
+		}
+	})
+	return func() *instance { return in }, func(whileStopped func()) {
+		t.Helper()
+		if err := in.stop(); err != nil {
+			t.Fatalf("stopping the test's tracker: %v", err)
+		}
+		if whileStopped != nil {
+			whileStopped()
+		}
+		if in, err = startTracker(ctxFor(t), settings); err != nil {
+			t.Fatalf("starting the test's tracker again: %v", err)
+		}
+	}
 }

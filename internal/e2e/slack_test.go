@@ -37,35 +37,10 @@ func slackTracker(t *testing.T, f *slacktest.Server) (current func() *instance, 
 	if err := os.WriteFile(tokenFile, []byte(slackToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	settings := trackerSettings{configuredRolloutSinks: true, env: map[string]string{
+	return withTracker(t, trackerSettings{configuredRolloutSinks: true, env: map[string]string{
 		"SLACK_TOKEN_FILE": tokenFile, "SLACK_CHANNEL": "#deploys", "SLACK_API_URL": f.URL(),
 		"SLACK_TEAM_LABEL": teamLabel,
-	}}
-	if err := tracker.stop(); err != nil {
-		t.Fatalf("stopping the suite's tracker: %v", err)
-	}
-	in, err := startTracker(ctxFor(t), settings)
-	if err != nil {
-		t.Fatalf("starting the tracker with the Slack sink: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := in.stop(); err != nil {
-			t.Errorf("stopping the Slack tracker: %v", err)
-		}
-		if tracker, err = startTracker(context.Background(), trackerSettings{}); err != nil {
-			t.Fatalf("starting the suite's tracker again: %v", err)
-		}
-	})
-	return func() *instance { return in }, func(whileStopped func()) {
-		t.Helper()
-		if err := in.stop(); err != nil {
-			t.Fatalf("stopping the Slack tracker: %v", err)
-		}
-		whileStopped()
-		if in, err = startTracker(ctxFor(t), settings); err != nil {
-			t.Fatalf("starting the Slack tracker again: %v", err)
-		}
-	}
+	}})
 }
 
 // slackMessages are the messages of the rollouts of Deployment ns/name.

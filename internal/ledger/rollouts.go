@@ -225,17 +225,40 @@ func (l *Ledger) ListRollouts(ctx context.Context) ([]RolloutEntry, error) {
 	}
 	out := make([]RolloutEntry, 0, len(list.Items))
 	for i := range list.Items {
-		rr := &list.Items[i]
-		e := RolloutEntry{Rollout: rolloutOf(rr.Spec)}
-		for _, s := range rr.Status.Sinks {
-			if e.Sinks == nil {
-				e.Sinks = make(map[string]RolloutDelivery, len(rr.Status.Sinks))
-			}
-			e.Sinks[s.Sink] = RolloutDelivery{Phase: rollout.Phase(s.Phase), Synced: acknowledged(rr, s), State: s.State, LastError: s.LastError}
-		}
-		out = append(out, e)
+		out = append(out, entryOf(&list.Items[i]))
 	}
 	return out, nil
+}
+
+// WorkloadRollouts returns the rollouts of w the ledger keeps, by ascending revision: one List selecting the
+// label of w's records (v1alpha1.LabelWorkload), for a sink that reads a workload's history (the delivery
+// sink's time to restore).
+func (l *Ledger) WorkloadRollouts(ctx context.Context, w owner.Workload) ([]RolloutEntry, error) {
+	aw := apiWorkload(w)
+	var list v1alpha1.RolloutRecordList
+	if err := l.Reader.List(ctx, &list, client.InNamespace(l.Namespace), client.MatchingLabels{v1alpha1.LabelWorkload: workloadHash(aw)}); err != nil {
+		return nil, fmt.Errorf("listing the rollouts of %s in the ledger: %w", w, err)
+	}
+	out := make([]RolloutEntry, 0, len(list.Items))
+	for i := range list.Items {
+		if rr := &list.Items[i]; rr.Spec.Workload == aw { // a label edited by hand names another workload
+			out = append(out, entryOf(rr))
+		}
+	}
+	slices.SortFunc(out, func(a, b RolloutEntry) int { return cmp.Compare(a.Rollout.Revision, b.Rollout.Revision) })
+	return out, nil
+}
+
+// entryOf is the rollout rr keeps and what each sink acknowledged of it.
+func entryOf(rr *v1alpha1.RolloutRecord) RolloutEntry {
+	e := RolloutEntry{Rollout: rolloutOf(rr.Spec)}
+	for _, s := range rr.Status.Sinks {
+		if e.Sinks == nil {
+			e.Sinks = make(map[string]RolloutDelivery, len(rr.Status.Sinks))
+		}
+		e.Sinks[s.Sink] = RolloutDelivery{Phase: rollout.Phase(s.Phase), Synced: acknowledged(rr, s), State: s.State, LastError: s.LastError}
+	}
+	return e
 }
 
 // PruneRollouts applies the retention of the rollout ledger and returns how many records it deleted. Per

@@ -1106,6 +1106,71 @@ func TestListRollouts(t *testing.T) {
 	}
 }
 
+// TestWorkloadRollouts: the rollouts of one workload by ascending revision, with the sinks' states; none of
+// another workload, of another namespace, or of a record whose label was changed to name the workload.
+func TestWorkloadRollouts(t *testing.T) {
+	db := owner.Workload{Group: "apps", Kind: "StatefulSet", Namespace: "shop", Name: "db"}
+	foreign := &v1alpha1.RolloutRecord{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "elsewhere", Name: RolloutName(apiDeploy, 9), Labels: map[string]string{v1alpha1.LabelWorkload: workloadHash(apiDeploy)}},
+		Spec:       wantRolloutSpec(ro(9, rollout.PhaseCurrent)),
+	}
+	relabelled := &v1alpha1.RolloutRecord{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "ro-relabelled", Labels: map[string]string{v1alpha1.LabelWorkload: workloadHash(apiDeploy)}},
+		Spec:       wantRolloutSpec(with(ro(7, rollout.PhaseCurrent), func(r *rollout.Rollout) { r.Workload = db })),
+	}
+	failed := with(ro(2, rollout.PhaseFailed), func(r *rollout.Rollout) { r.Finished = t1 })
+	errDown := errors.New("connection refused")
+	tests := []struct {
+		name    string
+		w       owner.Workload
+		fail    bool
+		want    []RolloutEntry
+		wantErr error
+	}{
+		{
+			name: "by ascending revision, with the states",
+			w:    webDeploy,
+			want: []RolloutEntry{
+				{Rollout: ro(1, rollout.PhaseSuperseded)},
+				{Rollout: seconds(failed), Sinks: map[string]RolloutDelivery{"delivery": {Phase: rollout.PhaseFailed, Synced: true, State: map[string]string{"observed": "failed"}}}},
+				{Rollout: ro(3, rollout.PhaseCurrent)},
+			},
+		},
+		{name: "another workload", w: db, want: []RolloutEntry{{Rollout: ro4db()}}},
+		{name: "a workload without rollouts", w: owner.Workload{Group: "apps", Kind: "Deployment", Namespace: "shop", Name: "api"}},
+		{name: "list fails: wrapped", w: webDeploy, fail: true, wantErr: errDown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newRolloutServer(t, true, foreign, relabelled)
+			c := &clock{}
+			l := newRolloutLedger(s, c)
+			apply(t, l, c, []op{
+				putRollout(t1, ro(3, rollout.PhaseCurrent)), putRollout(t1, ro(1, rollout.PhaseSuperseded)),
+				putRollout(t1, failed), rolloutDelivered(t1, failed, "delivery", map[string]string{"observed": "failed"}),
+				putRollout(t1, ro4db()),
+			})
+			if tt.fail {
+				s.failNext("list", errDown)
+			}
+			got, err := l.WorkloadRollouts(t.Context(), tt.w)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("WorkloadRollouts() error = %v, want %v", err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got, instants, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("WorkloadRollouts() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// ro4db is revision 4 of the StatefulSet db.
+func ro4db() rollout.Rollout {
+	return with(ro(4, rollout.PhaseInProgress), func(r *rollout.Rollout) {
+		r.Workload = owner.Workload{Group: "apps", Kind: "StatefulSet", Namespace: "shop", Name: "db"}
+	})
+}
+
 // TestRolloutConversion: a rollout survives the ledger with its times cut to seconds and every other field
 // as it was.
 func TestRolloutConversion(t *testing.T) {

@@ -23,6 +23,9 @@ const (
 	AdmissionDryRun      = "dry_run"
 	AdmissionIgnored     = "ignored"
 	AdmissionMalformed   = "malformed"
+	// AdmissionStandby is a review answered by a replica that does not lead: its tracker does not run, so the
+	// review is not observed (the leader's informer records the pod).
+	AdmissionStandby = "standby"
 )
 
 // Outcomes of deptracker_rollout_notifications_total.
@@ -69,6 +72,10 @@ type Metrics struct {
 	// SinkCredentialsRefused is 1 while a sink refuses the tracker's credentials (posting to it is paused,
 	// nothing is dropped), else 0; by sink name: the records' sink ("github") and the rollout sinks ("slack").
 	SinkCredentialsRefused *prometheus.GaugeVec // sink
+	// Delivery are the delivery metrics of the delivery sink (delivery.go).
+	Delivery *Delivery
+	// Flux are the metrics of the revisions Flux applies (flux.go).
+	Flux *Flux
 }
 
 // New creates the collectors and registers them on reg.
@@ -109,7 +116,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "deptracker_post_record_unknown_artifact_cache_hit", Help: "The total number of posts avoided because the digest recently got a 404.",
 		}),
 		Admission: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "deptracker_admission_requests_total", Help: "Admission reviews answered, by operation and outcome (observed, dropped, undecodable, dry_run, ignored, malformed). Every one is allowed.",
+			Name: "deptracker_admission_requests_total", Help: "Admission reviews answered, by operation and outcome (observed, dropped, undecodable, dry_run, ignored, malformed, standby). Every one is allowed.",
 		}, []string{"operation", "outcome"}),
 		QueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "deptracker_queue_depth", Help: "Record keys waiting in the delivery queue.",
@@ -164,6 +171,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		Help: "1 while the sink refuses the tracker's credentials (posting to it is paused with backoff, nothing is dropped), else 0.",
 	}, []string{"sink"})
 	reg.MustRegister(m.PostCredentialsRefused, m.SinkCredentialsRefused)
+	m.Delivery = newDelivery(reg)
+	m.Flux = newFlux(reg)
 	reg.MustRegister(m.EventsProcessedOK, m.EventsProcessedFailed, m.EventsProcessedTimer, m.PostTimer, m.PostOK,
 		m.PostSoftFail, m.PostHardFail, m.PostClientError, m.PostNoAttestation, m.PostRateLimited,
 		m.UnknownArtifactHit, m.Admission, m.QueueDepth, m.PendingRecords, m.DigestMismatch, m.ContainersSkipped,

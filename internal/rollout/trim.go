@@ -23,13 +23,26 @@ func NewTransform(keepLabels ...string) cache.TransformFunc {
 }
 
 // workloadAnnotations are the annotations a trimmed Deployment, StatefulSet or DaemonSet keeps besides the
-// metadata.github.com/ ones and those with a prefix of workloadAnnotationPrefixes.
-var workloadAnnotations = []string{podwatch.AnnotationDeploymentRevision}
+// metadata.github.com/ ones and those with a prefix of workloadAnnotationPrefixes: its revision, and the
+// commit the delivery sink (internal/sink/delivery) reads.
+var workloadAnnotations = []string{podwatch.AnnotationDeploymentRevision, annotationImageRevision}
+
+// annotationImageRevision is the OCI image annotation of the source revision
+// (https://github.com/opencontainers/image-spec/blob/main/annotations.md), set on workloads by some pipelines.
+const annotationImageRevision = "org.opencontainers.image.revision"
+
+// templateAnnotations are the annotations a trimmed pod template keeps besides the metadata.github.com/ ones:
+// the commit of the revision, for the delivery sink (its delivery.deployment-tracker.io/commit and commit-time
+// annotations, and the OCI revision).
+var templateAnnotations = []string{
+	annotationImageRevision, "delivery.deployment-tracker.io/commit", "delivery.deployment-tracker.io/commit-time",
+}
 
 // workloadAnnotationPrefixes are the annotation prefixes a trimmed workload keeps for the rollout sinks: the
-// Slack sink's channel and opt-out (internal/sink/slack.AnnotationPrefix) and the GitHub Deployments sink's
-// configuration (internal/sink/githubdeploy.AnnotationPrefix).
-var workloadAnnotationPrefixes = []string{"slack.deployment-tracker.io/", "github.deployment-tracker.io/"}
+// Slack sink's channel and opt-out (internal/sink/slack.AnnotationPrefix), the GitHub Deployments sink's
+// configuration (internal/sink/githubdeploy.AnnotationPrefix) and the delivery sink's commit
+// (internal/sink/delivery.AnnotationPrefix).
+var workloadAnnotationPrefixes = []string{"slack.deployment-tracker.io/", "github.deployment-tracker.io/", "delivery.deployment-tracker.io/"}
 
 // The labels a trimmed ControllerRevision or ReplicaSet keeps (the hash its pods carry), and the annotations a
 // ReplicaSet keeps besides the metadata.github.com/ ones (its revision number).
@@ -41,16 +54,16 @@ var (
 	replicaSetAnnotations = []string{podwatch.AnnotationDeploymentRevision, podwatch.AnnotationRolloutRevision}
 )
 
-// Transform is the cache transform (cache.TransformFunc, for the controller-runtime cache's ByObject
-// transforms) of the workloads the rollout controller watches. It reduces a Deployment, StatefulSet or
-// DaemonSet to what Compute (kstatus) and the rollout model read: identity, generation, the revision and
-// metadata.github.com/ annotations, the replica counts and update strategy, the pod template's container names
-// and images and its metadata.github.com/ annotations, and the status kstatus reads (observed generation,
-// replica counts, revisions, conditions). A ControllerRevision keeps its identity, controller owner reference,
-// controller-revision-hash label and revision number, not its Data (a whole pod template); a ReplicaSet keeps
-// its identity, controller owner reference, revision labels and revision annotations only. Labels, managed
-// fields, env, volumes, probes and the rest are dropped. The input is never modified; objects of other types
-// are returned unchanged.
+// Transform is the cache transform (cache.TransformFunc, for the controller-runtime cache's ByObject transforms) of
+// the workloads the rollout controller watches. It reduces a Deployment, StatefulSet or DaemonSet to what Compute
+// (kstatus) and the rollout model read: identity, generation, the revision and metadata.github.com/ annotations,
+// the replica counts and update strategy, the pod template's container names and images and its
+// metadata.github.com/ and commit annotations (templateAnnotations), and the status kstatus reads (observed
+// generation, replica counts, revisions, conditions). A ControllerRevision keeps its identity, controller owner
+// reference, controller-revision-hash label and revision number, not its Data (a whole pod template); a ReplicaSet
+// keeps its identity, controller owner reference, revision labels and revision annotations only. Labels, managed
+// fields, env, volumes, probes and the rest are dropped. The input is never modified; objects of other types are
+// returned unchanged.
 //
 // What kstatus reads is in sigs.k8s.io/cli-utils/pkg/kstatus/status (core.go: deploymentConditions,
 // stsConditions, daemonsetConditions; generic.go: deletion timestamp, generation, conditions): keep this in step
@@ -171,7 +184,7 @@ func trimDaemonSet(d *appsv1.DaemonSet, keepLabels []string) *appsv1.DaemonSet {
 
 // workloadMeta keeps what a workload's metadata tells: identity, generation (kstatus compares it with the
 // observed generation), the deletion timestamp (kstatus: Terminating), the deployment.kubernetes.io/revision
-// and metadata.github.com/ annotations, the rollout sinks' (slack.deployment-tracker.io/), and the labels in
+// and metadata.github.com/ annotations, the rollout sinks' (workloadAnnotationPrefixes), and the labels in
 // keepLabels. Other labels and owner references are dropped.
 func workloadMeta(m *metav1.ObjectMeta, keepLabels []string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
@@ -250,10 +263,10 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 }
 
 // template keeps the pod template's metadata.github.com/ annotations (a workload's deployment record metadata
-// can be set on its template) and its containers' names and images.
+// can be set on its template), its templateAnnotations and its containers' names and images.
 func template(t *corev1.PodTemplateSpec) corev1.PodTemplateSpec {
 	return corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Annotations: annotations(t.Annotations, nil)},
+		ObjectMeta: metav1.ObjectMeta{Annotations: annotations(t.Annotations, templateAnnotations)},
 		Spec: corev1.PodSpec{
 			InitContainers: podwatch.StripContainers(t.Spec.InitContainers),
 			Containers:     podwatch.StripContainers(t.Spec.Containers),

@@ -720,6 +720,64 @@ func TestTransformKeepsSinkAnnotations(t *testing.T) {
 	}
 }
 
+// TestTransformKeepsDeliveryAnnotations: the commit annotations the delivery sink reads survive the trim, on the
+// workload (with its delivery.deployment-tracker.io/ configuration) and on the pod template; others do not.
+func TestTransformKeepsDeliveryAnnotations(t *testing.T) {
+	meta := map[string]string{
+		"delivery.deployment-tracker.io/repository": "shop",
+		"delivery.deployment-tracker.io/ref-from":   "container:app",
+		"org.opencontainers.image.revision":         "a1a1a1a",
+		"org.opencontainers.image.source":           "https://github.com/octo-org/shop",
+	}
+	tmpl := map[string]string{
+		"delivery.deployment-tracker.io/commit":      "b2b2b2b",
+		"delivery.deployment-tracker.io/commit-time": "2025-06-01T10:00:00Z",
+		"delivery.deployment-tracker.io/repository":  "not on templates",
+		"org.opencontainers.image.revision":          "c3c3c3c",
+		"prometheus.io/scrape":                       "true",
+	}
+	wantMeta := map[string]string{
+		"delivery.deployment-tracker.io/repository": "shop",
+		"delivery.deployment-tracker.io/ref-from":   "container:app",
+		"org.opencontainers.image.revision":         "a1a1a1a",
+	}
+	wantTmpl := map[string]string{
+		"delivery.deployment-tracker.io/commit":      "b2b2b2b",
+		"delivery.deployment-tracker.io/commit-time": "2025-06-01T10:00:00Z",
+		"org.opencontainers.image.revision":          "c3c3c3c",
+	}
+	for _, obj := range []any{&appsv1.Deployment{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{}} {
+		pt := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Annotations: tmpl}}
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			o.Annotations, o.Spec.Template = meta, pt
+		case *appsv1.StatefulSet:
+			o.Annotations, o.Spec.Template = meta, pt
+		case *appsv1.DaemonSet:
+			o.Annotations, o.Spec.Template = meta, pt
+		}
+		out, err := rollout.Transform(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, gotTmpl map[string]string
+		switch o := out.(type) {
+		case *appsv1.Deployment:
+			got, gotTmpl = o.Annotations, o.Spec.Template.Annotations
+		case *appsv1.StatefulSet:
+			got, gotTmpl = o.Annotations, o.Spec.Template.Annotations
+		case *appsv1.DaemonSet:
+			got, gotTmpl = o.Annotations, o.Spec.Template.Annotations
+		}
+		if diff := cmp.Diff(wantMeta, got); diff != "" {
+			t.Errorf("%T annotations (-want +got):\n%s", obj, diff)
+		}
+		if diff := cmp.Diff(wantTmpl, gotTmpl); diff != "" {
+			t.Errorf("%T template annotations (-want +got):\n%s", obj, diff)
+		}
+	}
+}
+
 // TestNewTransformKeepsLabels: NewTransform keeps the labels it is given on workloads (the Slack sink's team
 // label) and drops the others; Transform keeps none.
 func TestNewTransformKeepsLabels(t *testing.T) {

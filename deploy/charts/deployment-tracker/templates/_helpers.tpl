@@ -89,6 +89,15 @@ the webhook's namespaceSelector skips: the informer must not record them either.
 {{- if not $v.githubDeployments.enabled }}
 {{- $args = append $args "-github-deployments=false" }}
 {{- end }}
+{{- with $v.telemetry.endpoint }}
+{{- $args = append $args (printf "-telemetry-endpoint=%s" .) }}
+{{- end }}
+{{- if $v.telemetry.insecure }}
+{{- $args = append $args "-telemetry-insecure=true" }}
+{{- end }}
+{{- if not $v.deliveryMetrics.enabled }}
+{{- $args = append $args "-delivery-metrics=false" }}
+{{- end }}
 {{- $metrics := $v.ports.metrics }}
 {{- if not (kindIs "invalid" $metrics) }}
 {{- $metrics = printf ":%d" (int64 $metrics) }}
@@ -101,6 +110,7 @@ the webhook's namespaceSelector skips: the informer must not record them either.
   (list "leader-election-id" $v.leaderElection.id)
   (list "rollout-history" $v.rollouts.history)
   (list "rollout-max-age" $v.rollouts.maxAge)
+  (list "flux-discovery-interval" $v.flux.discoveryInterval)
   (list "workers" $v.delivery.workers)
   (list "github-requests-per-minute" $v.delivery.requestsPerMinute)
   (list "github-requests-per-hour" $v.delivery.requestsPerHour)
@@ -180,5 +190,8 @@ the Deployment's template, so every render runs them.
 {{- end }}
 {{- if and (eq $c.source "provided") (not $c.provided.caBundle) }}
 {{- fail "webhook.certificate.source=provided needs webhook.certificate.provided.caBundle (the base64 PEM CA that signed the Secret's certificate)" }}
+{{- end }}
+{{- if and $v.telemetry.protocol (hasKey $v.telemetry.env "OTEL_EXPORTER_OTLP_PROTOCOL") }}
+{{- fail "telemetry.protocol and telemetry.env.OTEL_EXPORTER_OTLP_PROTOCOL are both set: set one" }}
 {{- end }}
 {{- end }}
