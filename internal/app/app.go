@@ -274,6 +274,7 @@ func (a *App) addDelivery(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 	if led != nil {
 		dc.Reporter = reporter
 	}
+	a.guardNotFound(&dc, led)
 	d, err := dispatch.New(dc)
 	if err != nil {
 		return err

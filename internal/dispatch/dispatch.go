@@ -8,6 +8,11 @@
 // first success resumes it. The dispatchers tell of it with the deptracker_sink_credentials_refused gauge, one
 // log line per transition, the OnCredentials callback and, through the reporter, the ledger status of every
 // item waiting for the sink (once per item and episode).
+//
+// A 404 is told apart (notfound.go): an artifact without attestation is cached negatively and its record kept
+// and posted again when the entry expires (and not before, across restarts: Config.NotAttested); a sink whose
+// target does not exist (a wrong organization) pauses as a whole like refused credentials, and checks its target
+// again until it answers. A decommission goes to the digest the sink holds for the key.
 package dispatch
 
 import (
@@ -45,8 +50,17 @@ type Config struct {
 	RequestsPerHour   int
 	// BaseDelay and MaxDelay bound the exponential backoff of retryable failures (defaults 1s and 5m).
 	BaseDelay, MaxDelay time.Duration
-	// UnknownArtifactTTL is how long a 404 for an artifact digest is remembered (default 1h).
+	// UnknownArtifactTTL is how long a 404 for an artifact digest is remembered (default 1h): no record of the
+	// artifact is posted meanwhile, and the records that got it are posted again when it expires.
 	UnknownArtifactTTL time.Duration
+	// NotAttested, if set, returns the artifacts the sink answered had no attestation before a restart (the
+	// ledger remembers them). It is called once in Start, after FirstSync (or the bulk delivery), before the
+	// workers post: they are not posted again before their time (capped at UnknownArtifactTTL from now).
+	NotAttested func(ctx context.Context) ([]NotAttested, error)
+	// OnMisconfigured, if set, is called when the sink's target turns out not to exist (misconfigured, with the
+	// error naming the configuration) and when it answers again. It is called on a worker or in Start: it must
+	// not block for long (the app sets the deptracker_sink_misconfigured gauge).
+	OnMisconfigured func(sink string, misconfigured bool, err error)
 	// DrainTimeout is how long queued records may still be posted after the context is cancelled (default 20s).
 	DrainTimeout time.Duration
 	// Metrics, if set, receives the deptracker_post_* counters.
@@ -61,7 +75,9 @@ type Config struct {
 	// Reporter, if set, is told the outcome of every post (the ledger records it). It is called on the
 	// worker while the key is still held, so that outcomes of one key are reported in order. While the sink
 	// refuses the credentials, each pending record is reported failed once (with the sink.CredentialsError),
-	// whether it was posted or only waits, and not again on each retry.
+	// whether it was posted or only waits, and not again on each retry; likewise while the sink is
+	// misconfigured. A 404 for an artifact without attestation is reported with when it is tried again.
+	// Records are reported as posted: a decommission with the digest the sink held.
 	Reporter Reporter
 	// SinkName names the sink in the sink label of deptracker_sink_credentials_refused, in the logs and in
 	// OnCredentials (default "records"; the app uses the ledger's name, "github").
@@ -108,9 +124,13 @@ type Dispatcher struct {
 	// unsure are the keys whose last post has no known outcome (in flight, or failed with a retryable error
 	// that may have come after the sink stored the record): the sink may hold it or delivered[k].
 	unsure    map[record.Key]struct{}
-	unknown   map[artifact]time.Time  // 404 negative cache: artifact → expiry
-	pauseTill time.Time               // no post before this (Retry-After, refused credentials)
+	unknown   map[artifact]notFound   // 404 negative cache: artifact → expiry and the answer
+	parked    map[record.Key]parked   // records without attestation and nothing newer, posted again at expiry
+	recalled  map[record.Key]artifact // keys whose 404 the ledger remembered across the restart (not reported again)
+	pauseTill time.Time               // no post before this (Retry-After, refused credentials, misconfigured)
 	cred      credentials[record.Key] // whether the sink accepts the credentials
+	misconf   credentials[record.Key] // whether the sink's target is missing: the same kind of pause (notfound.go)
+	checking  bool                    // a worker is checking the target of the misconfigured sink
 	emptied   chan struct{}           // signalled when pending becomes empty, for the drain
 
 	minute, hour *rate.Limiter
@@ -148,7 +168,9 @@ func New(cfg Config) (*Dispatcher, error) {
 		delivered: map[record.Key]record.Record{},
 		held:      map[record.Key]struct{}{},
 		unsure:    map[record.Key]struct{}{},
-		unknown:   map[artifact]time.Time{},
+		unknown:   map[artifact]notFound{},
+		parked:    map[record.Key]parked{},
+		recalled:  map[record.Key]artifact{},
 		emptied:   make(chan struct{}, 1),
 	}
 	d.after = func(k record.Key, dur time.Duration) { d.queue.AddAfter(k, dur) }
@@ -165,6 +187,13 @@ func New(cfg Config) (*Dispatcher, error) {
 func (d *Dispatcher) Desire(r record.Record, observed time.Time) {
 	k := r.Key()
 	d.mu.Lock()
+	if p, ok := d.parked[k]; ok {
+		if equal(p.it.rec, r) {
+			d.mu.Unlock()
+			return // already waiting for its negative cache entry to expire
+		}
+		delete(d.parked, k) // replaced: a newer record, or a decommission of what the sink holds
+	}
 	pend := d.pending[k]
 	del, haveDel := d.delivered[k]
 	_, unsure := d.unsure[k]
@@ -230,6 +259,15 @@ func (d *Dispatcher) Idle() bool {
 	return len(d.pending) == 0
 }
 
+// drained reports whether the drain at shutdown is over: nothing is pending, or the sink is misconfigured, so
+// that nothing can be posted before the end of a pause that outlasts any drain (the records stay pending in the
+// ledger, for the next leader).
+func (d *Dispatcher) drained() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.pending) == 0 || d.misconf.refused
+}
+
 // NeedLeaderElection makes the Dispatcher run on the elected leader only: only the leader posts.
 func (d *Dispatcher) NeedLeaderElection() bool { return true }
 
@@ -241,17 +279,21 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	// the drain deadline passes.
 	postCtx, cancelPosts := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelPosts()
+	// The target first, so that a wrong organization is told at once, not after the tracker has resumed.
+	configured := d.checkAtStart(ctx)
 	if d.cfg.FirstSync != nil {
 		first, err := d.cfg.FirstSync(ctx)
 		if err != nil && ctx.Err() == nil {
 			d.cfg.Log.Error(err, "Cannot tell whether this is the first sync; posting records one by one")
 		}
-		if cs, ok := d.cfg.Sink.(sink.ClusterSink); ok && first && ctx.Err() == nil {
+		// A misconfigured sink would fail the bulk requests: its records wait, and are posted one by one.
+		if cs, ok := d.cfg.Sink.(sink.ClusterSink); ok && first && configured && ctx.Err() == nil {
 			d.bulk(postCtx, cs)
 		}
 	}
+	d.recall(ctx)
 	runWorkers(ctx, postCtx, cancelPosts, pool{
-		workers: d.cfg.Workers, process: d.processNext, idle: d.Idle, pending: d.pendingRecords, emptied: d.emptied,
+		workers: d.cfg.Workers, process: d.processNext, idle: d.drained, pending: d.pendingRecords, emptied: d.emptied,
 		shutdown: d.queue.ShutDown, sleep: d.sleep, timeout: d.cfg.DrainTimeout, log: d.cfg.Log, what: "records",
 	})
 	return nil
@@ -275,6 +317,7 @@ func (d *Dispatcher) processNext(ctx context.Context) bool {
 func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 	d.mu.Lock()
 	d.held[k] = struct{}{}
+	d.unpark(k)
 	pend := d.pending[k]
 	if len(pend) == 0 {
 		d.release(k)
@@ -283,20 +326,22 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		return
 	}
 	it := pend[0]
-	a := artifact{it.rec.Name, it.rec.Digest}
-	if exp, ok := d.unknown[a]; ok {
-		if d.cfg.Now().Before(exp) {
-			d.dropFirst(k, it.rec)
-			requeue := d.release(k)
-			d.mu.Unlock()
-			d.count(func(m *metrics.Metrics) { m.UnknownArtifactHit.Inc() })
-			d.queue.Forget(k)
-			if requeue {
-				d.queue.Add(k)
-			}
-			return
+	post := d.target(k, it.rec)
+	a := artifact{post.Name, post.Digest}
+	if nf, ok := d.cachedNotFound(post); ok {
+		report := d.reportHit(k, a)
+		d.mu.Unlock()
+		d.count(func(m *metrics.Metrics) { m.UnknownArtifactHit.Inc() })
+		if report {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			d.report(func(r Reporter) { r.Failed(rctx, post, nf.err, d.queue.NumRequeues(k)+1, nf.until) })
+			cancel()
 		}
-		delete(d.unknown, a)
+		d.parkAndRelease(k, it, nf.until)
+		return
+	}
+	if d.waitMisconfigured(ctx, k, post) {
+		return
 	}
 	// While the sink refuses the credentials, its keys wait for the pause on a timer, not on a worker, and
 	// each is reported once, so that the ledger tells why it waits. k stays held, so that Desire does not
@@ -306,7 +351,7 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		d.mu.Unlock()
 		if report {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			d.report(func(r Reporter) { r.Failed(rctx, it.rec, credErr, d.queue.NumRequeues(k), until) })
+			d.report(func(r Reporter) { r.Failed(rctx, post, credErr, d.queue.NumRequeues(k), until) })
 			cancel()
 		}
 		d.after(k, wait+time.Duration(rand.Int64N(int64(pauseJitter))))
@@ -321,20 +366,40 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		return
 	}
 	d.mu.Lock()
-	round := d.cred.round
+	round, misRound := d.cred.round, d.misconf.round
 	d.mu.Unlock()
 	start := d.cfg.Now()
-	err := d.cfg.Sink.Post(ctx, it.rec)
+	err := d.cfg.Sink.Post(ctx, post)
 	d.count(func(m *metrics.Metrics) { m.PostTimer.Observe(d.cfg.Now().Sub(start).Seconds()) })
-	log := d.cfg.Log.WithValues("deploymentName", k.DeploymentName, "name", it.rec.Name, "digest", it.rec.Digest, "status", it.rec.Status)
+	log := d.cfg.Log.WithValues("deploymentName", k.DeploymentName, "name", post.Name, "digest", post.Digest, "status", post.Status)
+	if !equal(post, it.rec) {
+		log = log.WithValues("desiredDigest", it.rec.Digest)
+	}
 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	if misErr, ok := misconfigured(err); ok {
+		// Nothing is wrong with the record, and nothing is known of it: it stays pending, the sink pauses.
+		d.mu.Lock()
+		delete(d.unsure, k)
+		d.mu.Unlock()
+		d.count(func(m *metrics.Metrics) { m.PostSoftFail.Inc() })
+		until := d.misconfigure(misRound, misErr, false)
+		d.mu.Lock()
+		report := d.misconf.report(k)
+		d.mu.Unlock()
+		if report {
+			d.report(func(r Reporter) { r.Failed(rctx, post, err, d.queue.NumRequeues(k)+1, until) })
+		}
+		d.after(k, max(until.Sub(d.cfg.Now()), 0)+time.Duration(rand.Int64N(int64(pauseJitter))))
+		return
+	}
 	switch sink.Classify(err) {
 	case sink.ClassNone:
-		d.report(func(r Reporter) { r.Delivered(rctx, it.rec) })
+		d.report(func(r Reporter) { r.Delivered(rctx, post) })
+		d.configured(false) // a post went through: whatever was missing is there
 		d.mu.Lock()
-		d.delivered[k] = it.rec
+		d.delivered[k] = post
 		delete(d.unsure, k)
 		d.dropFirst(k, it.rec)
 		requeue := d.release(k)
@@ -366,7 +431,7 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		}
 		d.mu.Unlock()
 		d.count(func(m *metrics.Metrics) { m.PostRateLimited.Inc(); m.PostSoftFail.Inc() })
-		d.report(func(r Reporter) { r.Failed(rctx, it.rec, err, d.queue.NumRequeues(k)+1, ra.At) })
+		d.report(func(r Reporter) { r.Failed(rctx, post, err, d.queue.NumRequeues(k)+1, ra.At) })
 		log.Info("Rate limited; pausing all posts", "until", ra.At, "error", err.Error())
 		if ra.At.After(d.cfg.Now()) {
 			// The pause in wait holds this key back like every other one, on the dispatcher's clock.
@@ -379,7 +444,7 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		until, report := d.refuse(&k, round, err)
 		d.count(func(m *metrics.Metrics) { m.PostCredentialsRefused.Inc(); m.PostSoftFail.Inc() })
 		if report {
-			d.report(func(r Reporter) { r.Failed(rctx, it.rec, err, d.queue.NumRequeues(k)+1, until) })
+			d.report(func(r Reporter) { r.Failed(rctx, post, err, d.queue.NumRequeues(k)+1, until) })
 		}
 		if wait := until.Sub(d.cfg.Now()); wait > 0 {
 			d.after(k, wait+time.Duration(rand.Int64N(int64(pauseJitter))))
@@ -387,23 +452,22 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 			d.queue.AddRateLimited(k)
 		}
 	case sink.ClassNotFound:
-		d.report(func(r Reporter) { r.Failed(rctx, it.rec, err, d.queue.NumRequeues(k)+1, time.Time{}) })
+		// Not attested: kept, and posted again when the cache entry expires. Still counted in hard_fail, as
+		// before and as the reference implementation does: the shipped alert and dashboards take
+		// no_attestation out of hard_fail to tell rejections apart.
+		until := d.cfg.Now().Add(d.cfg.UnknownArtifactTTL)
+		d.report(func(r Reporter) { r.Failed(rctx, post, err, d.queue.NumRequeues(k)+1, until) })
 		d.mu.Lock()
 		now := d.cfg.Now()
-		maps.DeleteFunc(d.unknown, func(_ artifact, exp time.Time) bool { return !now.Before(exp) })
-		d.unknown[a] = now.Add(d.cfg.UnknownArtifactTTL)
+		maps.DeleteFunc(d.unknown, func(_ artifact, nf notFound) bool { return !now.Before(nf.until) })
+		d.unknown[a] = notFound{until: until, err: err}
 		delete(d.unsure, k)
-		d.dropFirst(k, it.rec)
-		requeue := d.release(k)
 		d.mu.Unlock()
 		d.count(func(m *metrics.Metrics) { m.PostNoAttestation.Inc(); m.PostClientError.Inc(); m.PostHardFail.Inc() })
-		log.Info("Artifact unknown to the sink (not attested?); not retried for a while", "ttl", d.cfg.UnknownArtifactTTL, "error", err.Error())
-		d.queue.Forget(k)
-		if requeue {
-			d.queue.Add(k)
-		}
+		log.Info("Artifact unknown to the sink (not attested?); posted again later", "ttl", d.cfg.UnknownArtifactTTL, "retryAt", until, "error", err.Error())
+		d.parkAndRelease(k, it, until)
 	case sink.ClassPermanent:
-		d.report(func(r Reporter) { r.Failed(rctx, it.rec, err, d.queue.NumRequeues(k)+1, time.Time{}) })
+		d.report(func(r Reporter) { r.Failed(rctx, post, err, d.queue.NumRequeues(k)+1, time.Time{}) })
 		d.mu.Lock()
 		delete(d.unsure, k)
 		d.dropFirst(k, it.rec)
@@ -421,7 +485,7 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		// does not cut the backoff short.
 		d.count(func(m *metrics.Metrics) { m.PostSoftFail.Inc() })
 		n := d.queue.NumRequeues(k)
-		d.report(func(r Reporter) { r.Failed(rctx, it.rec, err, n+1, d.cfg.Now().Add(d.backoff(n))) })
+		d.report(func(r Reporter) { r.Failed(rctx, post, err, n+1, d.cfg.Now().Add(d.backoff(n))) })
 		log.Info("Post failed; will retry", "attempt", n+1, "error", err.Error())
 		d.queue.AddRateLimited(k)
 	}
@@ -444,6 +508,22 @@ func (d *Dispatcher) refuse(k *record.Key, round uint64, err error) (until time.
 	d.mu.Unlock()
 	d.creds.refused(d.cfg.SinkName, err, pause, first, grown, since, now)
 	return until, report
+}
+
+// parkAndRelease parks it, k's record without attestation, until (park), ends the worker's hold on k and
+// queues k again: at once when a newer record is pending, at until when it was parked.
+func (d *Dispatcher) parkAndRelease(k record.Key, it item, until time.Time) {
+	d.mu.Lock()
+	waits := d.park(k, it, until)
+	requeue := d.release(k)
+	d.mu.Unlock()
+	d.queue.Forget(k)
+	switch {
+	case requeue:
+		d.queue.Add(k)
+	case waits:
+		d.after(k, max(until.Sub(d.cfg.Now()), 0))
+	}
 }
 
 // dropFirst removes r from the head of k's pending records if it is still there (a newer record may have

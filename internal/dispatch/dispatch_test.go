@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -508,11 +509,13 @@ func TestRetryAfterPausesAllKeys(t *testing.T) {
 }
 
 // TestUnknownArtifactCache answers 404 for an artifact without attestation and checks that other keys with
-// the same artifact are not posted until the negative cache entry expires.
+// the same artifact are not posted until the negative cache entry expires, and that every record that got it
+// is posted again when it does (by itself: nothing desires it again), until the artifact is attested.
 func TestUnknownArtifactCache(t *testing.T) {
 	clock := newFakeClock()
 	const ttl = time.Hour
-	h := newHarness(t, Config{Workers: 1, UnknownArtifactTTL: ttl, BaseDelay: fastBase, MaxDelay: fastMax}, clock)
+	rep := &fakeReporter{}
+	h := newHarness(t, Config{Workers: 1, UnknownArtifactTTL: ttl, BaseDelay: fastBase, MaxDelay: fastMax, Reporter: rep}, clock)
 	unknown := digest(404)
 	h.sink.setUnattested(unknown, true)
 	withUnknown := func(dn string) record.Record { return withDigest(dep(dn, 404), unknown) }
@@ -525,39 +528,56 @@ func TestUnknownArtifactCache(t *testing.T) {
 		name        string
 		advance     time.Duration
 		attested    bool
-		desire      record.Record
+		desire      []record.Record
 		wantPosts   int // of the unknown artifact, so far
+		wantParked  int // records waiting for the entry to expire
 		wantCounts  map[string]float64
-		wantDeliver bool
+		wantDeliver []string
 	}{
-		{name: "first key: 404", desire: withUnknown("a"), wantPosts: 1,
+		{name: "first key: 404", desire: []record.Record{withUnknown("a")}, wantPosts: 1, wantParked: 1,
 			wantCounts: map[string]float64{mNoAttestation: 1, mClientError: 1, mHardFail: 1}},
-		{name: "second key: cached", desire: withUnknown("b"), wantPosts: 1,
+		{name: "second key: cached", desire: []record.Record{withUnknown("b")}, wantPosts: 1, wantParked: 2,
 			wantCounts: map[string]float64{mNoAttestation: 1, mClientError: 1, mHardFail: 1, mCacheHit: 1}},
-		{name: "other artifact: posted", desire: dep("c", 1), wantPosts: 1, wantDeliver: true,
+		{name: "other artifact: posted", desire: []record.Record{dep("c", 1)}, wantPosts: 1, wantParked: 2, wantDeliver: []string{"c"},
 			wantCounts: map[string]float64{mNoAttestation: 1, mClientError: 1, mHardFail: 1, mCacheHit: 1, mOK: 1}},
-		{name: "just before expiry: cached", advance: ttl - time.Second, desire: withUnknown("d"), wantPosts: 1,
-			wantCounts: map[string]float64{mNoAttestation: 1, mClientError: 1, mHardFail: 1, mCacheHit: 2, mOK: 1}},
-		{name: "expired: asked again, still 404", advance: time.Second, desire: withUnknown("e"), wantPosts: 2,
-			wantCounts: map[string]float64{mNoAttestation: 2, mClientError: 2, mHardFail: 2, mCacheHit: 2, mOK: 1}},
-		{name: "attested since, expired again: accepted", advance: ttl, attested: true, desire: withUnknown("f"), wantPosts: 3, wantDeliver: true,
-			wantCounts: map[string]float64{mNoAttestation: 2, mClientError: 2, mHardFail: 2, mCacheHit: 2, mOK: 2}},
+		{name: "the same record desired again: still waiting, no call", desire: []record.Record{withUnknown("a")}, wantPosts: 1, wantParked: 2,
+			wantDeliver: []string{"c"}, wantCounts: map[string]float64{mNoAttestation: 1, mClientError: 1, mHardFail: 1, mCacheHit: 1, mOK: 1}},
+		{name: "just before expiry: cached", advance: ttl - time.Second, desire: []record.Record{withUnknown("d")}, wantPosts: 1, wantParked: 3,
+			wantDeliver: []string{"c"}, wantCounts: map[string]float64{mNoAttestation: 1, mClientError: 1, mHardFail: 1, mCacheHit: 2, mOK: 1}},
+		{name: "expired: tried again by itself, still 404, the others cached again", advance: time.Second, wantPosts: 2, wantParked: 3,
+			wantDeliver: []string{"c"}, wantCounts: map[string]float64{mNoAttestation: 2, mClientError: 2, mHardFail: 2, mCacheHit: 4, mOK: 1}},
+		{name: "attested since, expired again: all accepted", advance: ttl, attested: true, wantPosts: 5, wantDeliver: []string{"a", "b", "c", "d"},
+			wantCounts: map[string]float64{mNoAttestation: 2, mClientError: 2, mHardFail: 2, mCacheHit: 4, mOK: 4}},
 	}
+	parked := func() int { h.d.mu.Lock(); defer h.d.mu.Unlock(); return len(h.d.parked) }
 	// One harness goes through the steps in order, so they are not subtests.
 	for _, st := range steps {
-		clock.Advance(st.advance)
 		if st.attested {
 			h.sink.setUnattested(unknown, false)
 		}
-		h.desire(st.desire)
-		h.waitIdle()
-		if got := postsOfUnknown(); got != st.wantPosts {
-			t.Errorf("%s: %d posts of the unknown artifact, want %d", st.name, got, st.wantPosts)
+		clock.Advance(st.advance)
+		h.desire(st.desire...)
+		// Each parked record sleeps on the fake clock until its entry expires.
+		eventually(t, st.name, func() bool {
+			return h.d.Idle() && postsOfUnknown() == st.wantPosts && parked() == st.wantParked && clock.Sleepers() == st.wantParked &&
+				h.metricValues(mCacheHit)[mCacheHit] == st.wantCounts[mCacheHit] && h.metricValues(mOK)[mOK] == st.wantCounts[mOK]
+		})
+		var delivered []string
+		for _, dn := range []string{"a", "b", "c", "d"} {
+			if _, ok := h.d.Delivered(keyOf(dn)); ok {
+				delivered = append(delivered, dn)
+			}
 		}
-		if _, ok := h.d.Delivered(st.desire.Key()); ok != st.wantDeliver {
-			t.Errorf("%s: Delivered() ok = %t, want %t", st.name, ok, st.wantDeliver)
+		if diff := cmp.Diff(st.wantDeliver, delivered); diff != "" {
+			t.Errorf("%s: delivered (-want +got):\n%s", st.name, diff)
 		}
 		h.wantCounters(st.wantCounts)
+	}
+	// The 404 is reported with when it is tried again, not as given up.
+	for _, r := range rep.all()["a"][:1] {
+		if r.Delivered || !strings.Contains(r.Err, "no attestation") || !r.Next.Equal(t0.Add(ttl)) {
+			t.Errorf("a: first report %+v, want the 404 with the next attempt at %s", r, t0.Add(ttl))
+		}
 	}
 }
 

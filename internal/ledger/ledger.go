@@ -46,9 +46,23 @@ type Entry struct {
 	// Want is the record as it must be at the sink (spec).
 	Want record.Record
 	Meta Meta
-	// Have is what the sink accepted last, if anything (status); Synced reports Have == Want.
+	// Have is what the sink accepted last, if anything (status); Synced reports that the sink holds Want (for a
+	// decommissioned Want: that the key is decommissioned, whatever the digest GitHub held).
 	Have   *record.Record
 	Synced bool
+	// NotAttested, if set, is the artifact the sink last answered it has no attestation for under this key,
+	// and when it may be posted again (status: notAttested and nextRetry).
+	NotAttested *NotAttested
+}
+
+// NotAttested is an artifact a sink has no attestation for (a 404 "no artifacts found"), remembered across
+// restarts so that it is not posted again before Until.
+type NotAttested struct {
+	Name, Digest string
+	// Until is when it is to be tried again: the nextRetry the dispatcher reported with the 404.
+	Until time.Time
+	// Message is the lastError kept with it.
+	Message string
 }
 
 // Ledger reads and writes DeploymentRecords in one namespace.
@@ -163,13 +177,15 @@ func (l *Ledger) refreshSynced(ctx context.Context, dr *v1alpha1.DeploymentRecor
 	return nil
 }
 
-// Delivered records that the sink accepted r.
+// Delivered records that the sink accepted r. r may be a decommission of another digest than the spec's: the
+// one the sink held for the key (a workload deleted after its new digest was answered 404) — that decommissions
+// the key, which is what a decommissioned spec asks for.
 func (l *Ledger) Delivered(ctx context.Context, r record.Record) error {
 	return l.status(ctx, r, func(dr *v1alpha1.DeploymentRecord, s *v1alpha1.SinkStatus) {
 		now := metav1.NewTime(l.now())
-		s.Digest, s.Status = r.Digest, string(r.Status)
-		s.Attempts, s.LastError, s.NextRetry, s.LastSynced = 0, "", nil, &now
-		if matches(dr.Spec, r) {
+		s.Name, s.Digest, s.Version, s.Status = r.Name, r.Digest, r.Version, string(r.Status)
+		s.Attempts, s.LastError, s.NextRetry, s.LastSynced, s.NotAttested = 0, "", nil, &now, nil
+		if accepts(dr.Spec, r) {
 			s.ObservedGeneration = dr.Generation
 		}
 	})
@@ -177,7 +193,10 @@ func (l *Ledger) Delivered(ctx context.Context, r record.Record) error {
 
 // Failed records a failed post of r: the error, the attempts so far and when the next one is due (zero: not
 // retried). A sink that refuses the credentials (a sink.CredentialsError) makes the Synced condition's reason
-// CredentialsRefused.
+// CredentialsRefused; a sink whose configuration is wrong (an error with a Misconfigured method, such as the
+// GitHub sink's organization check) Misconfigured; a 404 for an artifact without attestation
+// (a sink.NotFoundError) NotAttested, and the artifact is remembered in notAttested with next as nextRetry, so
+// that a restart does not post it again before then.
 func (l *Ledger) Failed(ctx context.Context, r record.Record, postErr error, attempts int, next time.Time) error {
 	return l.status(ctx, r, func(_ *v1alpha1.DeploymentRecord, s *v1alpha1.SinkStatus) {
 		s.Attempts = int32(min(attempts, 1<<30))
@@ -186,6 +205,13 @@ func (l *Ledger) Failed(ctx context.Context, r record.Record, postErr error, att
 		if !next.IsZero() {
 			t := metav1.NewTime(next)
 			s.NextRetry = &t
+		}
+		var nf *sink.NotFoundError
+		switch {
+		case !errors.As(postErr, &nf):
+			s.NotAttested = nil
+		case s.NotAttested == nil || s.NotAttested.Name != r.Name || s.NotAttested.Digest != r.Digest:
+			s.NotAttested = &v1alpha1.NotAttested{Name: r.Name, Digest: r.Digest, Since: metav1.NewTime(l.now().Truncate(time.Second))}
 		}
 	})
 }
@@ -202,8 +228,12 @@ func (l *Ledger) status(ctx context.Context, r record.Record, change func(*v1alp
 			dr.Status.Sinks = append(dr.Status.Sinks, v1alpha1.SinkStatus{Sink: l.Sink})
 			i = len(dr.Status.Sinks) - 1
 		}
+		before := dr.Status.DeepCopy()
 		change(&dr, &dr.Status.Sinks[i])
 		setSynced(&dr, l.now())
+		if equality.Semantic.DeepEqual(before, &dr.Status) {
+			return nil // the same outcome again (a record still waiting for a paused sink): no write
+		}
 		if err := l.Client.Status().Update(ctx, &dr); err != nil {
 			return fmt.Errorf("updating the status of ledger record %s: %w", name.Name, err)
 		}
@@ -227,10 +257,19 @@ func (l *Ledger) List(ctx context.Context) ([]Entry, error) {
 		}
 		for _, s := range dr.Status.Sinks {
 			if s.Sink == l.Sink && s.Digest != "" {
+				// What the sink holds: the spec's record with the digest, status, and (kept since) the name and
+				// version the sink accepted; the decommission of a key goes to that digest.
 				have := e.Want
 				have.Digest, have.Status = s.Digest, record.Status(s.Status)
+				if s.Name != "" {
+					have.Name, have.Version = s.Name, s.Version
+				}
 				e.Have = &have
-				e.Synced = s.ObservedGeneration == dr.Generation && matches(dr.Spec, have)
+				e.Synced = s.ObservedGeneration == dr.Generation && accepts(dr.Spec, have)
+			}
+			if s.Sink == l.Sink && s.NotAttested != nil && s.LastError != "" && s.NextRetry != nil {
+				e.NotAttested = &NotAttested{Name: s.NotAttested.Name, Digest: s.NotAttested.Digest, Until: s.NextRetry.Time,
+					Message: s.LastError}
 			}
 		}
 		out = append(out, e)
@@ -249,10 +288,12 @@ func setSynced(dr *v1alpha1.DeploymentRecord, now time.Time) {
 	}
 	for _, s := range dr.Status.Sinks {
 		switch {
+		case s.LastError != "" && s.NotAttested != nil:
+			c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonNotAttested, s.Sink+": "+notAttestedMessage(s)
 		case s.LastError != "":
 			c.Status, c.Reason, c.Message = metav1.ConditionFalse, failureReason(s.LastError, "PostFailed"), s.Sink+": "+s.LastError
-		case s.ObservedGeneration != dr.Generation || s.Digest != dr.Spec.Digest || s.Status != dr.Spec.Status:
-			if c.Reason != "PostFailed" && c.Reason != ReasonCredentialsRefused {
+		case s.ObservedGeneration != dr.Generation || !acceptsStatus(dr.Spec, s.Digest, s.Status):
+			if c.Reason == "Accepted" || c.Reason == "Pending" {
 				c.Status, c.Reason, c.Message = metav1.ConditionFalse, "Pending", s.Sink+": not accepted yet"
 			}
 		}
@@ -303,6 +344,25 @@ func matches(s v1alpha1.DeploymentRecordSpec, r record.Record) bool {
 	return record.Equal(recordOf(s), r)
 }
 
+// accepts reports whether the sink holding r satisfies the spec s: r is the record s describes, or both are
+// decommissions of the key. The dispatcher decommissions the digest the sink holds, which is not the spec's
+// when the spec's digest was never accepted (a 404): the key is decommissioned all the same.
+func accepts(s v1alpha1.DeploymentRecordSpec, r record.Record) bool {
+	if s.Status == v1alpha1.StatusDecommissioned && r.Status == record.StatusDecommissioned {
+		want := recordOf(s)
+		return r.Key() == want.Key()
+	}
+	return matches(s, r)
+}
+
+// acceptsStatus is accepts for the digest and status a sink status keeps.
+func acceptsStatus(s v1alpha1.DeploymentRecordSpec, digest, status string) bool {
+	if s.Status == v1alpha1.StatusDecommissioned && status == v1alpha1.StatusDecommissioned {
+		return true
+	}
+	return digest == s.Digest && status == s.Status
+}
+
 func equalSpec(a, b v1alpha1.DeploymentRecordSpec) bool {
 	return record.Equal(recordOf(a), recordOf(b)) && a.Workload == b.Workload && a.Container == b.Container &&
 		a.Source == b.Source && a.FirstSeen.Equal(&b.FirstSeen) && a.PodStarted.Equal(b.PodStarted) && a.Revision == b.Revision
@@ -311,6 +371,45 @@ func equalSpec(a, b v1alpha1.DeploymentRecordSpec) bool {
 // ReasonCredentialsRefused is the reason of the Synced and Delivered conditions while a sink refuses the
 // tracker's credentials: the record or rollout is kept pending, and delivered once the credentials work again.
 const ReasonCredentialsRefused = "CredentialsRefused"
+
+// ReasonNotAttested is the reason of the Synced condition while the sink answers that it has no attestation
+// for the record's artifact (GitHub's 404 "no artifacts found"): the record is kept, and posted again at the
+// status's nextRetry (-unknown-artifact-ttl after the answer).
+const ReasonNotAttested = "NotAttested"
+
+// ReasonMisconfigured is the reason of the Synced condition while the sink's configuration is wrong (the
+// GitHub sink: ORG does not exist at BASE_URL, or BASE_URL is not the REST API): the record is kept pending,
+// and delivered once the configuration works (after a restart with a fixed ORG or BASE_URL).
+const ReasonMisconfigured = "Misconfigured"
+
+// misconfiguredPrefix starts the lastError of a sink whose configuration is wrong, as credentialsPrefix does
+// for refused credentials.
+const misconfiguredPrefix = "sink misconfigured: "
+
+// misconfiguredError is an error that says whether the sink's configuration, not the record, is wrong (the
+// GitHub sink's organization check: github.OrganizationError).
+type misconfiguredError interface {
+	error
+	Misconfigured() bool
+}
+
+// misconfigured reports whether err says that the sink's configuration is wrong, and that error.
+func misconfigured(err error) (misconfiguredError, bool) {
+	var m misconfiguredError
+	if errors.As(err, &m) && m.Misconfigured() {
+		return m, true
+	}
+	return nil, false
+}
+
+// notAttestedMessage is the condition message of a sink status with notAttested set.
+func notAttestedMessage(s v1alpha1.SinkStatus) string {
+	msg := "no attestation for " + s.NotAttested.Name + "@" + s.NotAttested.Digest
+	if s.NextRetry != nil {
+		msg += ", tried again at " + s.NextRetry.UTC().Format(time.RFC3339)
+	}
+	return msg + " (" + s.LastError + ")"
+}
 
 // credentialsPrefix starts the lastError of a sink that refuses the credentials: the text of a
 // sink.CredentialsError, which lastError stores unwrapped so that the conditions, computed again on every
@@ -321,16 +420,23 @@ const credentialsPrefix = "credentials refused: "
 // the sink's request), anything else as it is.
 func lastError(err error, n int) string {
 	var ce *sink.CredentialsError
+	if m, ok := misconfigured(err); ok {
+		return truncate(misconfiguredPrefix+m.Error(), n)
+	}
 	if errors.As(err, &ce) {
 		return truncate(ce.Error(), n)
 	}
 	return truncate(err.Error(), n)
 }
 
-// failureReason is the condition reason of a sink status with lastError msg: CredentialsRefused, else other.
+// failureReason is the condition reason of a sink status with lastError msg: CredentialsRefused or
+// Misconfigured, else other.
 func failureReason(msg, other string) string {
-	if strings.HasPrefix(msg, credentialsPrefix) {
+	switch {
+	case strings.HasPrefix(msg, credentialsPrefix):
 		return ReasonCredentialsRefused
+	case strings.HasPrefix(msg, misconfiguredPrefix):
+		return ReasonMisconfigured
 	}
 	return other
 }

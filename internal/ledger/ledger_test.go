@@ -615,6 +615,22 @@ func credentialsRefused(gen int64, msg string) *condition {
 	return &condition{Status: metav1.ConditionFalse, Reason: ReasonCredentialsRefused, Message: "github: " + msg, ObservedGeneration: gen}
 }
 
+func notAttestedCondition(gen int64, msg string) *condition {
+	return &condition{Status: metav1.ConditionFalse, Reason: ReasonNotAttested, Message: "github: " + msg, ObservedGeneration: gen}
+}
+
+func misconfiguredCondition(gen int64, msg string) *condition {
+	return &condition{Status: metav1.ConditionFalse, Reason: ReasonMisconfigured, Message: "github: " + msg, ObservedGeneration: gen}
+}
+
+// orgNotFound is a sink's error for an organization that does not exist, as github.OrganizationError.
+type orgNotFound struct{}
+
+func (orgNotFound) Error() string {
+	return `organization "octo-orgg" not found at https://api.github.com`
+}
+func (orgNotFound) Misconfigured() bool { return true }
+
 // TestCredentialsPrefix ties the ledger's recognition of a refusal to the text of sink.CredentialsError.
 func TestCredentialsPrefix(t *testing.T) {
 	err := fmt.Errorf("post ghcr.io/octo-org/web to github: %w", &sink.CredentialsError{StatusCode: 401, Message: "Bad credentials"})
@@ -644,9 +660,17 @@ func TestDelivery(t *testing.T) {
 	// 1201 bytes; byte 1024 is in the middle of a character, which JSON would turn into U+FFFD.
 	long := "x" + strings.Repeat("é", 600)
 	tagged := withTags(recA, map[string]string{"team": "payments"})
-	have := func(r record.Record, digest string, status record.Status) *record.Record {
-		r.Digest, r.Status = digest, status
-		return &r
+	errNotFound := fmt.Errorf("post ghcr.io/octo-org/web to github: %w", &sink.NotFoundError{Message: "no artifacts found"})
+	errMisconfigured := fmt.Errorf("post ghcr.io/octo-org/web to github: %w", orgNotFound{})
+	notAttestedMsg := func(digest string, next time.Time) string {
+		return "no attestation for ghcr.io/octo-org/web@" + digest + ", tried again at " + next.Format(time.RFC3339) + " (" + errNotFound.Error() + ")"
+	}
+	decB := decommissioned(recB)
+	// have is want as the sink holds it: the name, digest, version and status it accepted (held), the rest
+	// from the spec.
+	have := func(want, held record.Record) *record.Record {
+		want.Name, want.Digest, want.Version, want.Status = held.Name, held.Digest, held.Version, held.Status
+		return &want
 	}
 	tests := []struct {
 		name          string
@@ -663,7 +687,7 @@ func TestDelivery(t *testing.T) {
 		{
 			name:          "delivered: synced",
 			ops:           []op{put(t1, recA, m), delivered(later, recA)},
-			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Digest: dA, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(later)}},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recA.Name, Digest: dA, Version: recA.Version, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(later)}},
 			wantCondition: accepted(1),
 			want:          Entry{Want: recA, Meta: m, Have: &recA, Synced: true},
 		},
@@ -698,7 +722,7 @@ func TestDelivery(t *testing.T) {
 		{
 			name:          "credentials refused, then delivered: cleared",
 			ops:           []op{put(t1, recA, m), failed(t1, recA, errRefused, 1, retry), delivered(later, recA)},
-			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Digest: dA, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(later)}},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recA.Name, Digest: dA, Version: recA.Version, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(later)}},
 			wantCondition: accepted(1),
 			want:          Entry{Want: recA, Meta: m, Have: &recA, Synced: true},
 		},
@@ -712,21 +736,21 @@ func TestDelivery(t *testing.T) {
 		{
 			name:          "failed, then delivered: the failure cleared",
 			ops:           []op{put(t1, recA, m), failed(t1, recA, errUnavailable, 2, retry), delivered(later, recA)},
-			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Digest: dA, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(later)}},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recA.Name, Digest: dA, Version: recA.Version, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(later)}},
 			wantCondition: accepted(1),
 			want:          Entry{Want: recA, Meta: m, Have: &recA, Synced: true},
 		},
 		{
 			name:          "delivered, then a new digest: pending, the sink holds the older one",
 			ops:           []op{put(t1, recA, m), delivered(t1, recA), put(later, recB, mB)},
-			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Digest: dA, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(t1)}},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recA.Name, Digest: dA, Version: recA.Version, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(t1)}},
 			wantCondition: pending(2),
-			want:          Entry{Want: recB, Meta: mB, Have: have(recB, dA, record.StatusDeployed)},
+			want:          Entry{Want: recB, Meta: mB, Have: have(recB, recA)},
 		},
 		{
 			name: "new digest delivered: synced at its generation",
 			ops:  []op{put(t1, recA, m), delivered(t1, recA), put(later, recB, mB), delivered(retry, recB)},
-			wantSinks: []v1alpha1.SinkStatus{{Sink: SinkGitHub, Digest: dB, Status: "deployed", ObservedGeneration: 2,
+			wantSinks: []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recB.Name, Digest: dB, Version: recB.Version, Status: "deployed", ObservedGeneration: 2,
 				LastSynced: ptrTime(retry)}},
 			wantCondition: accepted(2),
 			want:          Entry{Want: recB, Meta: mB, Have: &recB, Synced: true},
@@ -734,14 +758,14 @@ func TestDelivery(t *testing.T) {
 		{
 			name:          "an older record delivered after the spec changed: not synced",
 			ops:           []op{put(t1, recA, m), put(later, recB, mB), delivered(retry, recA)},
-			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Digest: dA, Status: "deployed", LastSynced: ptrTime(retry)}},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recA.Name, Digest: dA, Version: recA.Version, Status: "deployed", LastSynced: ptrTime(retry)}},
 			wantCondition: pending(2),
-			want:          Entry{Want: recB, Meta: mB, Have: have(recB, dA, record.StatusDeployed)},
+			want:          Entry{Want: recB, Meta: mB, Have: have(recB, recA)},
 		},
 		{
 			name: "decommission not delivered yet: the sink holds it deployed",
 			ops:  []op{put(t1, recA, m), delivered(t1, recA), put(later, decommissioned(recA), decidedBy(noPod, v1alpha1.SourceLedger))},
-			wantSinks: []v1alpha1.SinkStatus{{Sink: SinkGitHub, Digest: dA, Status: "deployed", ObservedGeneration: 1,
+			wantSinks: []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recA.Name, Digest: dA, Version: recA.Version, Status: "deployed", ObservedGeneration: 1,
 				LastSynced: ptrTime(t1)}},
 			wantCondition: pending(2),
 			want:          Entry{Want: decommissioned(recA), Meta: m, Have: &recA},
@@ -750,7 +774,7 @@ func TestDelivery(t *testing.T) {
 			name: "decommission delivered: synced",
 			ops: []op{put(t1, recA, m), delivered(t1, recA), put(later, decommissioned(recA), decidedBy(noPod, v1alpha1.SourceLedger)),
 				delivered(retry, decommissioned(recA))},
-			wantSinks: []v1alpha1.SinkStatus{{Sink: SinkGitHub, Digest: dA, Status: "decommissioned", ObservedGeneration: 2,
+			wantSinks: []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recA.Name, Digest: dA, Version: recA.Version, Status: "decommissioned", ObservedGeneration: 2,
 				LastSynced: ptrTime(retry)}},
 			wantCondition: accepted(2),
 			want:          Entry{Want: decommissioned(recA), Meta: m, Have: new(decommissioned(recA)), Synced: true},
@@ -760,16 +784,61 @@ func TestDelivery(t *testing.T) {
 			// and only the generation tells that the tags are not delivered (the tracker does not seed it).
 			name:          "tags changed, not delivered: pending, Have equals Want yet not synced",
 			ops:           []op{put(t1, recA, m), delivered(t1, recA), put(later, tagged, m)},
-			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Digest: dA, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(t1)}},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recA.Name, Digest: dA, Version: recA.Version, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(t1)}},
 			wantCondition: pending(2),
 			want:          Entry{Want: tagged, Meta: m, Have: &tagged},
 		},
 		{
+			name:          "not attested: reason NotAttested, the artifact remembered with its next attempt",
+			ops:           []op{put(t1, recA, m), failed(later, recA, errNotFound, 1, retry)},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Attempts: 1, LastError: errNotFound.Error(), NextRetry: ptrTime(retry), NotAttested: &v1alpha1.NotAttested{Name: recA.Name, Digest: dA, Since: metav1.NewTime(later)}}},
+			wantCondition: notAttestedCondition(1, notAttestedMsg(dA, retry)),
+			want:          Entry{Want: recA, Meta: m, NotAttested: &NotAttested{Name: recA.Name, Digest: dA, Until: retry, Message: errNotFound.Error()}},
+		},
+		{
+			name: "not attested again after its retry: since the first answer, until the next attempt",
+			ops:  []op{put(t1, recA, m), failed(later, recA, errNotFound, 1, retry), failed(retry, recA, errNotFound, 1, retry.Add(time.Hour))},
+			wantSinks: []v1alpha1.SinkStatus{{Sink: SinkGitHub, Attempts: 1, LastError: errNotFound.Error(), NextRetry: ptrTime(retry.Add(time.Hour)),
+				NotAttested: &v1alpha1.NotAttested{Name: recA.Name, Digest: dA, Since: metav1.NewTime(later)}}},
+			wantCondition: notAttestedCondition(1, notAttestedMsg(dA, retry.Add(time.Hour))),
+			want:          Entry{Want: recA, Meta: m, NotAttested: &NotAttested{Name: recA.Name, Digest: dA, Until: retry.Add(time.Hour), Message: errNotFound.Error()}},
+		},
+		{
+			name:          "not attested, then attested and delivered: cleared",
+			ops:           []op{put(t1, recA, m), failed(t1, recA, errNotFound, 1, later), delivered(later, recA)},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recA.Name, Digest: dA, Version: recA.Version, Status: "deployed", ObservedGeneration: 1, LastSynced: ptrTime(later)}},
+			wantCondition: accepted(1),
+			want:          Entry{Want: recA, Meta: m, Have: &recA, Synced: true},
+		},
+		{
+			name:          "not attested, then another failure: no longer NotAttested",
+			ops:           []op{put(t1, recA, m), failed(t1, recA, errNotFound, 1, later), failed(later, recA, errUnavailable, 2, retry)},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Attempts: 2, LastError: errUnavailable.Error(), NextRetry: ptrTime(retry)}},
+			wantCondition: postFailed(1, errUnavailable.Error()),
+			want:          Entry{Want: recA, Meta: m},
+		},
+		{
+			name: "new digest not attested, then the workload deleted: the decommission of the digest the sink holds syncs the key",
+			ops: []op{put(t1, recA, m), delivered(t1, recA), put(later, recB, mB), failed(later, recB, errNotFound, 1, retry.Add(time.Hour)),
+				put(retry, decB, decidedBy(noPod, v1alpha1.SourceLedger)), delivered(retry, decommissioned(recA))},
+			wantSinks: []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recA.Name, Digest: dA, Version: recA.Version, Status: "decommissioned",
+				ObservedGeneration: 3, LastSynced: ptrTime(retry)}},
+			wantCondition: accepted(3),
+			want:          Entry{Want: decB, Meta: mB, Have: new(decommissioned(recA)), Synced: true},
+		},
+		{
+			name:          "sink misconfigured: reason Misconfigured, the sink's own text",
+			ops:           []op{put(t1, recA, m), failed(later, recA, errMisconfigured, 1, retry)},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Attempts: 1, LastError: misconfiguredPrefix + orgNotFound{}.Error(), NextRetry: ptrTime(retry)}},
+			wantCondition: misconfiguredCondition(1, misconfiguredPrefix+orgNotFound{}.Error()),
+			want:          Entry{Want: recA, Meta: m},
+		},
+		{
 			name:          "failure of a new digest: the record the sink holds stays",
 			ops:           []op{put(t1, recA, m), delivered(t1, recA), put(later, recB, mB), failed(retry, recB, errUnavailable, 1, time.Time{})},
-			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Digest: dA, Status: "deployed", ObservedGeneration: 1, Attempts: 1, LastError: errUnavailable.Error(), LastSynced: ptrTime(t1)}},
+			wantSinks:     []v1alpha1.SinkStatus{{Sink: SinkGitHub, Name: recA.Name, Digest: dA, Version: recA.Version, Status: "deployed", ObservedGeneration: 1, Attempts: 1, LastError: errUnavailable.Error(), LastSynced: ptrTime(t1)}},
 			wantCondition: postFailed(2, errUnavailable.Error()),
-			want:          Entry{Want: recB, Meta: mB, Have: have(recB, dA, record.StatusDeployed)},
+			want:          Entry{Want: recB, Meta: mB, Have: have(recB, recA)},
 		},
 	}
 	for _, tt := range tests {
@@ -797,6 +866,22 @@ func TestDelivery(t *testing.T) {
 				t.Errorf("List() mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestStatusUnchangedNotWritten reports the same outcome twice (a record reported again while it waits for a
+// paused sink, or after a restart): the second report writes nothing.
+func TestStatusUnchangedNotWritten(t *testing.T) {
+	s := newAPIServer(t, true)
+	c := &clock{}
+	l := newLedger(s, c)
+	errNotFound := &sink.NotFoundError{Message: "no artifacts found"}
+	next := t1.Add(time.Hour)
+	apply(t, l, c, []op{put(t1, recA, decidedBy(0, v1alpha1.SourceWebhook)), failed(t1, recA, errNotFound, 1, next)})
+	before := s.writeCount()
+	apply(t, l, c, []op{failed(t1.Add(time.Minute), recA, errNotFound, 1, next)})
+	if got := s.writeCount(); got != before {
+		t.Errorf("%d writes for the same outcome again, want none", got-before)
 	}
 }
 

@@ -72,6 +72,8 @@ type Metrics struct {
 	// SinkCredentialsRefused is 1 while a sink refuses the tracker's credentials (posting to it is paused,
 	// nothing is dropped), else 0; by sink name: the records' sink ("github") and the rollout sinks ("slack").
 	SinkCredentialsRefused *prometheus.GaugeVec // sink
+	// SinkMisconfigured is 1 while what a sink posts to does not exist (a wrong ORG or BASE_URL).
+	SinkMisconfigured *prometheus.GaugeVec // sink
 	// Delivery are the delivery metrics of the delivery sink (delivery.go).
 	Delivery *Delivery
 	// Flux are the metrics of the revisions Flux applies (flux.go).
@@ -170,7 +172,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		Name: "deptracker_sink_credentials_refused",
 		Help: "1 while the sink refuses the tracker's credentials (posting to it is paused with backoff, nothing is dropped), else 0.",
 	}, []string{"sink"})
-	reg.MustRegister(m.PostCredentialsRefused, m.SinkCredentialsRefused)
+	m.SinkMisconfigured = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "deptracker_sink_misconfigured",
+		Help: "1 while what the sink posts to does not exist (GitHub: ORG not found at BASE_URL, or BASE_URL is not the REST API); posting to it is paused and its target checked again with backoff, nothing is dropped; else 0.",
+	}, []string{"sink"})
+	reg.MustRegister(m.PostCredentialsRefused, m.SinkCredentialsRefused, m.SinkMisconfigured)
 	m.Delivery = newDelivery(reg)
 	m.Flux = newFlux(reg)
 	reg.MustRegister(m.EventsProcessedOK, m.EventsProcessedFailed, m.EventsProcessedTimer, m.PostTimer, m.PostOK,

@@ -10,6 +10,7 @@ package github
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -114,16 +115,105 @@ func New(cfg Config) (*Sink, error) {
 }
 
 // Post sends r once and classifies the outcome (ghclient.Classify): nil on 2xx; *sink.RetryAfterError for rate
-// limits; *sink.CredentialsError for 401 and permission 403; *sink.NotFoundError for 404; *sink.PermanentError
-// for other 4xx; a plain error (retryable) for 408, 5xx, network errors and timeouts.
+// limits; *sink.CredentialsError for 401 and permission 403; *sink.NotFoundError for a 404 about the artifact;
+// *sink.PermanentError for other 4xx; a plain error (retryable) for 408, 5xx, network errors and timeouts.
+//
+// A 404 whose message is not GitHub's answer for an artifact without attestation (UnknownArtifactMessage) may
+// come from the organization or the endpoint instead: a wrong ORG, or a GitHub Enterprise Server BASE_URL
+// without /api/v3, answers every record so. Post then checks the organization once (CheckTarget): when it does
+// not exist, the error is an *OrganizationError (a configuration error: the dispatcher pauses the sink, the
+// record is kept); when it does, the 404 stays a *sink.NotFoundError (not attested, tried again later); when it
+// cannot tell, the error is the check's (retried, or a pause for refused credentials or a rate limit).
 func (s *Sink) Post(ctx context.Context, r record.Record) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	_, _, err := s.gh.GitHub.Organizations.CreateArtifactDeploymentRecord(ctx, s.org, request(r))
-	if err = s.gh.Classify(err); err != nil {
+	err = s.gh.Classify(err)
+	var nf *sink.NotFoundError
+	if errors.As(err, &nf) && !UnknownArtifact(nf.Message) {
+		var oe *OrganizationError
+		switch cerr := s.CheckTarget(ctx); {
+		case cerr == nil: // the organization exists: the 404 is the record's, worded otherwise
+		case errors.As(cerr, &oe):
+			err = cerr
+		default:
+			err = fmt.Errorf("404 %s, and the organization could not be checked: %w", nf.Message, cerr)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("post deployment record %s@%s to org %s: %w", r.Name, r.Digest, s.org, err)
 	}
 	return nil
+}
+
+// UnknownArtifactMessage is GitHub's message in the 404 for an artifact it has no attestation for, as the
+// reference deployment tracker (github/deployment-tracker) matches it.
+const UnknownArtifactMessage = "no artifacts found"
+
+// UnknownArtifact reports whether msg, the message of a 404 of the record endpoints, is GitHub's answer for an
+// artifact it has no attestation for, rather than a 404 of the organization or of the endpoint itself.
+func UnknownArtifact(msg string) bool {
+	return strings.Contains(strings.ToLower(msg), UnknownArtifactMessage)
+}
+
+// OrganizationError is the answer of the organization check when ORG does not exist at BASE_URL, or BASE_URL
+// is not a GitHub REST API (GitHub Enterprise Server's web address without /api/v3 answers 404, a redirect to a
+// login page, or HTML): a configuration error, not a fact about any record.
+type OrganizationError struct {
+	// Org and BaseURL are what the tracker was configured with (ORG, BASE_URL).
+	Org, BaseURL string
+	// StatusCode and Message are GitHub's answer to GET {BaseURL}/orgs/{Org}; StatusCode is 200 when the answer
+	// was not an organization.
+	StatusCode int
+	Message    string
+}
+
+func (e *OrganizationError) Error() string {
+	return fmt.Sprintf("organization %q not found at %s (GET /orgs/%s: %d %s): check ORG, and BASE_URL (https://HOST/api/v3 for GitHub Enterprise Server)",
+		e.Org, e.BaseURL, e.Org, e.StatusCode, e.Message)
+}
+
+// Misconfigured reports that the configuration, not the record, is wrong: the dispatcher pauses the sink and
+// keeps every record pending (internal/dispatch), and the ledger shows the reason Misconfigured.
+func (e *OrganizationError) Misconfigured() bool { return true }
+
+// CheckTarget checks, with one read-only request (GET /orgs/{org},
+// https://docs.github.com/rest/orgs/orgs#get-an-organization), that the organization the records are posted to
+// exists at BaseURL. It returns nil when it does; an *OrganizationError when it does not, or when BaseURL
+// answers something that is not GitHub's API; another classified error (network, 5xx, rate limit, refused
+// credentials) when it cannot tell. The dispatcher calls it before posting anything and, while it fails, with
+// a growing backoff until it answers.
+func (s *Sink) CheckTarget(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	org, _, err := s.gh.GitHub.Organizations.Get(ctx, s.org)
+	if err == nil {
+		if org.GetLogin() == "" {
+			return s.orgError(http.StatusOK, "the answer is not an organization")
+		}
+		return nil
+	}
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &syntax) || errors.As(err, &typ) {
+		return s.orgError(http.StatusOK, "the answer is not GitHub's JSON")
+	}
+	cerr := s.gh.Classify(err)
+	var nf *sink.NotFoundError
+	var pe *sink.PermanentError
+	switch {
+	case errors.As(cerr, &nf):
+		return s.orgError(http.StatusNotFound, nf.Message)
+	case errors.As(cerr, &pe):
+		// A redirect (to a login page) or another client error: GitHub's API answers GET /orgs/{org} with 200,
+		// 404 or a refusal of the credentials.
+		return s.orgError(pe.StatusCode, pe.Message)
+	}
+	return fmt.Errorf("check organization %s at %s: %w", s.org, s.gh.BaseURL, cerr)
+}
+
+func (s *Sink) orgError(code int, msg string) *OrganizationError {
+	return &OrganizationError{Org: s.org, BaseURL: s.gh.BaseURL, StatusCode: code, Message: msg}
 }
 
 // request is the body of r, as

@@ -141,12 +141,16 @@ type wantErr struct {
 	StatusCode int       // of PermanentError, CredentialsError and RetryAfterError
 	At         time.Time // of RetryAfterError
 	Message    string    // substring of the classified message
+	// Misconfigured: an *OrganizationError (the organization or BASE_URL is wrong, not the record).
+	Misconfigured bool
 }
 
 // describe extracts the comparable parts of err.
 func describe(err error) wantErr {
 	var d wantErr
 	d.Class = sink.Classify(err)
+	var oe *OrganizationError
+	d.Misconfigured = errors.As(err, &oe) && oe.Misconfigured()
 	var ra *sink.RetryAfterError
 	var pe *sink.PermanentError
 	var nf *sink.NotFoundError
@@ -231,7 +235,9 @@ func TestPostClassification(t *testing.T) {
 			want: wantErr{Class: sink.ClassRetryAfter, StatusCode: 429, At: fixedNow.Add(time.Minute)}},
 		{name: "404", reply: reply{status: 404, body: `{"message":"no artifacts found"}`},
 			want: wantErr{Class: sink.ClassNotFound, Message: "no artifacts found"}},
-		{name: "404 without body", reply: reply{status: 404}, want: wantErr{Class: sink.ClassNotFound, Message: "Not Found"}},
+		// Not the unknown-artifact answer: the organization is checked, and this server answers 404 there too.
+		{name: "404 without body", reply: reply{status: 404},
+			want: wantErr{Class: sink.ClassRetryable, Misconfigured: true, Message: `organization "octo-org" not found`}},
 		{name: "408", reply: reply{status: 408}, want: wantErr{Class: sink.ClassRetryable, Message: "status 408"}},
 		{name: "409", reply: reply{status: 409, body: `{"message":"Conflict"}`}, want: wantErr{Class: sink.ClassPermanent, StatusCode: 409, Message: "Conflict"}},
 		{name: "422 with errors", reply: reply{status: 422, body: `{"message":"Invalid request.","errors":["For 'properties/digest', \"x\" is too short.",{"field":"name"}]}`},
@@ -342,5 +348,108 @@ func TestPostConcurrent(t *testing.T) {
 	wg.Wait()
 	if got := len(gh.Current()); got != n {
 		t.Errorf("current records = %d, want %d", got, n)
+	}
+}
+
+// TestNotFoundChecksOrganization answers the record with a 404 that is not the unknown-artifact answer, and
+// GET /orgs/{org} in each of the ways it can answer: only a missing organization (or a BASE_URL that is not the
+// API) is a configuration error; an organization that exists leaves the 404 to the record; an answer that
+// tells nothing keeps its own class.
+func TestNotFoundChecksOrganization(t *testing.T) {
+	type reply struct {
+		status int
+		body   string
+	}
+	orgJSON := `{"login":"octo-org","id":1,"type":"Organization"}`
+	tests := []struct {
+		name      string
+		record    reply
+		org       reply
+		want      wantErr
+		wantCheck bool // GET /orgs/octo-org was asked
+	}{
+		{name: "unknown artifact: no check", record: reply{404, `{"message":"no artifacts found"}`},
+			want: wantErr{Class: sink.ClassNotFound, Message: "no artifacts found"}},
+		{name: "unknown artifact, worded otherwise in case", record: reply{404, `{"message":"No artifacts found for digest"}`},
+			want: wantErr{Class: sink.ClassNotFound, Message: "No artifacts found"}},
+		{name: "generic 404, organization exists: the record's", record: reply{404, `{"message":"Not Found"}`}, org: reply{200, orgJSON},
+			want: wantErr{Class: sink.ClassNotFound, Message: "Not Found"}, wantCheck: true},
+		{name: "generic 404, organization missing", record: reply{404, `{"message":"Not Found"}`}, org: reply{404, `{"message":"Not Found"}`},
+			want: wantErr{Class: sink.ClassRetryable, Misconfigured: true, Message: `organization "octo-org" not found at`}, wantCheck: true},
+		{name: "HTML 404 (a web server, not the API), the organization page HTML", record: reply{404, "<html>Page not found</html>"}, org: reply{200, "<html>octo-org</html>"},
+			want: wantErr{Class: sink.ClassRetryable, Misconfigured: true, Message: "not GitHub's JSON"}, wantCheck: true},
+		{name: "generic 404, an answer that is not an organization", record: reply{404, ""}, org: reply{200, `{}`},
+			want: wantErr{Class: sink.ClassRetryable, Misconfigured: true, Message: "not an organization"}, wantCheck: true},
+		{name: "generic 404, organization check refused: the credentials pause", record: reply{404, ""}, org: reply{401, `{"message":"Bad credentials"}`},
+			want: wantErr{Class: sink.ClassCredentials, StatusCode: 401, Message: "Bad credentials"}, wantCheck: true},
+		{name: "generic 404, organization check fails: retried", record: reply{404, ""}, org: reply{503, ""},
+			want: wantErr{Class: sink.ClassRetryable, Message: "could not be checked"}, wantCheck: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var checked bool
+			var mu sync.Mutex
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				rep := tt.record
+				if r.Method == http.MethodGet && r.URL.Path == "/orgs/octo-org" {
+					mu.Lock()
+					checked = true
+					mu.Unlock()
+					rep = tt.org
+				}
+				w.WriteHeader(rep.status)
+				_, _ = io.WriteString(w, rep.body)
+			}))
+			defer srv.Close()
+			s, err := New(Config{BaseURL: srv.URL, Org: "octo-org", Token: secretToken})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkErr(t, s.Post(t.Context(), testRecord()), tt.want)
+			mu.Lock()
+			defer mu.Unlock()
+			if checked != tt.wantCheck {
+				t.Errorf("organization checked: %t, want %t", checked, tt.wantCheck)
+			}
+		})
+	}
+}
+
+// TestCheckTarget checks the organization against each answer GET /orgs/{org} can give.
+func TestCheckTarget(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   wantErr
+	}{
+		{name: "found", status: 200, body: `{"login":"octo-org","id":1}`, want: wantErr{Class: sink.ClassNone}},
+		{name: "not found", status: 404, body: `{"message":"Not Found"}`, want: wantErr{Class: sink.ClassRetryable, Misconfigured: true, Message: "404 Not Found"}},
+		{name: "HTML", status: 200, body: "<!DOCTYPE html><html></html>", want: wantErr{Class: sink.ClassRetryable, Misconfigured: true, Message: "not GitHub's JSON"}},
+		{name: "another client error", status: 400, body: `{"message":"Bad Request"}`, want: wantErr{Class: sink.ClassRetryable, Misconfigured: true, Message: "400 Bad Request"}},
+		{name: "credentials refused", status: 401, body: `{"message":"Bad credentials"}`, want: wantErr{Class: sink.ClassCredentials, StatusCode: 401, Message: "Bad credentials"}},
+		{name: "server error", status: 502, body: "bad gateway", want: wantErr{Class: sink.ClassRetryable, Message: "bad gateway"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodGet || r.URL.Path != "/orgs/octo-org" {
+					t.Errorf("request %s %s, want GET /orgs/octo-org", r.Method, r.URL.Path)
+				}
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			s, err := New(Config{BaseURL: srv.URL, Org: "octo-org", Token: secretToken})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.CheckTarget(t.Context())
+			checkErr(t, err, tt.want)
+			if tt.want.Misconfigured && !strings.Contains(err.Error(), srv.URL) {
+				t.Errorf("error %q does not name BASE_URL %s", err, srv.URL)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -270,5 +271,44 @@ func TestSlowFakeTimesOut(t *testing.T) {
 	// The delay was for one request only.
 	if err := s.Post(t.Context(), testRecord()); err != nil {
 		t.Fatalf("second Post: %v", err)
+	}
+}
+
+// TestOrganizationAgainstFake: a wrong ORG, and a GitHub Enterprise Server BASE_URL without /api/v3, are told
+// by the organization check as configuration errors naming ORG and BASE_URL; an unknown artifact stays a 404
+// of the record, answered with the fake's own wording of it.
+func TestOrganizationAgainstFake(t *testing.T) {
+	if !UnknownArtifact(githubtest.UnknownArtifactMessage) {
+		t.Fatalf("UnknownArtifact(%q) = false: the sink does not recognize the fake's unknown-artifact answer", githubtest.UnknownArtifactMessage)
+	}
+	gh := newFake(t, githubtest.Options{Tokens: []string{secretToken}, PathPrefix: "/api/v3"})
+	gh.UnknownArtifact("", testRecord().Digest)
+	web := strings.TrimSuffix(gh.URL(), "/api/v3")
+	tests := []struct {
+		name, baseURL, org string
+		want               wantErr
+		wantCheck          wantErr
+	}{
+		{name: "configured right: an unknown artifact is the record's 404", baseURL: gh.URL(), org: gh.Org(),
+			want: wantErr{Class: sink.ClassNotFound, Message: githubtest.UnknownArtifactMessage}, wantCheck: wantErr{Class: sink.ClassNone}},
+		{name: "wrong ORG", baseURL: gh.URL(), org: "octo-orgg",
+			want:      wantErr{Class: sink.ClassRetryable, Misconfigured: true, Message: `organization "octo-orgg" not found at ` + gh.URL()},
+			wantCheck: wantErr{Class: sink.ClassRetryable, Misconfigured: true, Message: `organization "octo-orgg" not found at ` + gh.URL()}},
+		{name: "BASE_URL without /api/v3", baseURL: web, org: gh.Org(),
+			want:      wantErr{Class: sink.ClassRetryable, Misconfigured: true, Message: "not found at " + web + " "},
+			wantCheck: wantErr{Class: sink.ClassRetryable, Misconfigured: true, Message: "BASE_URL (https://HOST/api/v3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(Config{BaseURL: tt.baseURL, Org: tt.org, Token: secretToken})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkErr(t, s.Post(t.Context(), testRecord()), tt.want)
+			checkErr(t, s.CheckTarget(t.Context()), tt.wantCheck)
+		})
+	}
+	if n := len(gh.Accepted()); n != 0 {
+		t.Errorf("accepted %d records, want none", n)
 	}
 }

@@ -99,9 +99,16 @@ type DeploymentRecordSpec struct {
 type SinkStatus struct {
 	// Sink names the sink ("github").
 	Sink string `json:"sink"`
+	// Name is the artifact name the sink last accepted (empty in objects written before it was kept: the spec's).
+	// +optional
+	Name string `json:"name,omitempty"`
 	// Digest is the artifact digest the sink last accepted.
 	// +optional
 	Digest string `json:"digest,omitempty"`
+	// Version is the artifact version the sink last accepted (empty in objects written before it was kept, or
+	// for an artifact without a version).
+	// +optional
+	Version string `json:"version,omitempty"`
 	// Status is the record status (deployed or decommissioned) the sink last accepted.
 	// +optional
 	Status string `json:"status,omitempty"`
@@ -120,6 +127,21 @@ type SinkStatus struct {
 	// LastSynced is when the sink last accepted the record.
 	// +optional
 	LastSynced *metav1.Time `json:"lastSynced,omitempty"`
+	// NotAttested is set while the sink answers that it has no attestation for the artifact last posted under
+	// this key (GitHub's 404 "no artifacts found"): the record is not dropped, it is posted again at NextRetry
+	// (-unknown-artifact-ttl after the answer), across restarts too.
+	// +optional
+	NotAttested *NotAttested `json:"notAttested,omitempty"`
+}
+
+// NotAttested is an artifact a sink has no attestation for.
+type NotAttested struct {
+	// Name is the artifact name.
+	Name string `json:"name"`
+	// Digest is the artifact digest.
+	Digest string `json:"digest"`
+	// Since is when the sink first answered so for this artifact under this key.
+	Since metav1.Time `json:"since"`
 }
 
 // DeploymentRecordStatus holds the delivery state per sink.
