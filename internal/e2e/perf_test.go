@@ -197,7 +197,16 @@ func benchDeletePods(ctx context.Context, c client.Client, ns string, labels map
 	}
 	err := benchForEach(ctx, len(list.Items), bulkWorkers, func(ctx context.Context, i int) error {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: list.Items[i].Name}}
-		return client.IgnoreNotFound(c.Delete(ctx, pod, client.GracePeriodSeconds(0)))
+		// A control plane on 2 cores busy with thousands of deletions may answer one with a timeout: the
+		// deletion usually went through, and asking again is harmless.
+		var err error
+		for range 3 {
+			err = client.IgnoreNotFound(c.Delete(ctx, pod, client.GracePeriodSeconds(0)))
+			if !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) {
+				return err
+			}
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("deleting pods: %w", err)
