@@ -220,15 +220,8 @@ func (c *Controller) Reconcile(ctx context.Context, w owner.Workload) (reconcile
 
 // read returns w from the cache, nil when it is gone.
 func (c *Controller) read(ctx context.Context, w owner.Workload) (client.Object, error) {
-	var obj client.Object
-	switch w.Kind {
-	case "Deployment":
-		obj = &appsv1.Deployment{}
-	case "StatefulSet":
-		obj = &appsv1.StatefulSet{}
-	case "DaemonSet":
-		obj = &appsv1.DaemonSet{}
-	default:
+	obj := rollout.Object(w)
+	if obj == nil {
 		return nil, nil
 	}
 	if err := c.cfg.Reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: w.Name}, obj); err != nil {

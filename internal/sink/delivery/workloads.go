@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
+	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink/githubdeploy"
 )
 
@@ -27,19 +27,8 @@ var _ WorkloadReader = Workloads{}
 
 // Annotations implements WorkloadReader.
 func (r Workloads) Annotations(ctx context.Context, w owner.Workload) (Annotations, bool, error) {
-	var obj client.Object
-	var template func() map[string]string
-	switch {
-	case w.Group == "apps" && w.Kind == "Deployment":
-		d := &appsv1.Deployment{}
-		obj, template = d, func() map[string]string { return d.Spec.Template.Annotations }
-	case w.Group == "apps" && w.Kind == "StatefulSet":
-		s := &appsv1.StatefulSet{}
-		obj, template = s, func() map[string]string { return s.Spec.Template.Annotations }
-	case w.Group == "apps" && w.Kind == "DaemonSet":
-		d := &appsv1.DaemonSet{}
-		obj, template = d, func() map[string]string { return d.Spec.Template.Annotations }
-	default:
+	obj := rollout.Object(w)
+	if obj == nil {
 		return r.object(ctx, w)
 	}
 	if err := r.Cache.Get(ctx, client.ObjectKey{Namespace: w.Namespace, Name: w.Name}, obj); err != nil {
@@ -48,7 +37,7 @@ func (r Workloads) Annotations(ctx context.Context, w owner.Workload) (Annotatio
 		}
 		return Annotations{}, false, fmt.Errorf("get %s: %w", w, err)
 	}
-	return Annotations{Workload: obj.GetAnnotations(), Template: template()}, true, nil
+	return Annotations{Workload: obj.GetAnnotations(), Template: rollout.TemplateAnnotations(obj)}, true, nil
 }
 
 // object reads the annotations of a workload of another kind, and of its spec.template.

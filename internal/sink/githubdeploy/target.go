@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +20,7 @@ import (
 	ghv1 "github.com/deployment-tracker/deployment-tracker/internal/apis/github/v1alpha1"
 	"github.com/deployment-tracker/deployment-tracker/internal/extract"
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
+	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
 )
 
 // The annotations of a workload that configure its GitHub deployments (rollout.Transform keeps them on cached
@@ -213,15 +213,7 @@ func (r Targets) Target(ctx context.Context, w owner.Workload) (Target, bool, er
 
 // metadata reads w's metadata; found is false when it does not exist.
 func (r Targets) metadata(ctx context.Context, w owner.Workload) (metav1.ObjectMeta, bool, error) {
-	var obj client.Object
-	switch {
-	case w.Group == "apps" && w.Kind == "Deployment":
-		obj = &appsv1.Deployment{}
-	case w.Group == "apps" && w.Kind == "StatefulSet":
-		obj = &appsv1.StatefulSet{}
-	case w.Group == "apps" && w.Kind == "DaemonSet":
-		obj = &appsv1.DaemonSet{}
-	}
+	obj := rollout.Object(w)
 	reader := r.Cache
 	if obj == nil {
 		if r.API == nil {

@@ -7,13 +7,13 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
+	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
 )
 
 // CacheWorkloads reads workload metadata from the manager's cache, where rollout.Transform keeps the
@@ -28,15 +28,8 @@ var _ WorkloadReader = CacheWorkloads{}
 // Metadata returns the annotations and labels of w; found is false when it does not exist or is of a kind
 // without rollouts.
 func (c CacheWorkloads) Metadata(ctx context.Context, w owner.Workload) (Metadata, bool, error) {
-	var obj client.Object
-	switch {
-	case w.Group == "apps" && w.Kind == "Deployment":
-		obj = &appsv1.Deployment{}
-	case w.Group == "apps" && w.Kind == "StatefulSet":
-		obj = &appsv1.StatefulSet{}
-	case w.Group == "apps" && w.Kind == "DaemonSet":
-		obj = &appsv1.DaemonSet{}
-	default:
+	obj := rollout.Object(w)
+	if obj == nil {
 		return Metadata{}, false, nil
 	}
 	if err := c.Reader.Get(ctx, client.ObjectKey{Namespace: w.Namespace, Name: w.Name}, obj); err != nil {
