@@ -4,15 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/google/go-github/v88/github"
-
 	"github.com/deployment-tracker/deployment-tracker/internal/ghclient"
-	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 )
 
 // CommitTimes looks up when a commit was made.
@@ -80,25 +76,12 @@ func (g *GitHubCommits) CommitTime(ctx context.Context, owner, repo, sha string)
 	if ok {
 		return t, nil
 	}
-	// One file per page: the answer lists the commit's files (300 a page by default, with their patches), of
-	// which nothing is used.
-	rc, _, err := g.client.GitHub.Repositories.GetCommit(ctx, owner, repo, sha, &github.ListOptions{PerPage: 1})
-	if err = g.client.Classify(err); err != nil {
-		var nf *sink.NotFoundError
-		var pe *sink.PermanentError
-		// 404: no such repository (or no access to it); 422: "No commit found for SHA".
-		if errors.As(err, &nf) || errors.As(err, &pe) && pe.StatusCode == http.StatusUnprocessableEntity {
-			return time.Time{}, fmt.Errorf("get commit %s of %s/%s: %w: %w", sha, owner, repo, ErrCommitNotFound, err)
-		}
-		return time.Time{}, fmt.Errorf("get commit %s of %s/%s: %w", sha, owner, repo, err)
+	_, t, err := g.client.Commit(ctx, owner, repo, sha)
+	if errors.Is(err, ghclient.ErrNoCommit) {
+		return time.Time{}, fmt.Errorf("%w: %w", ErrCommitNotFound, err)
 	}
-	c := rc.GetCommit()
-	t = c.GetCommitter().GetDate().Time
-	if t.IsZero() {
-		t = c.GetAuthor().GetDate().Time
-	}
-	if t.IsZero() {
-		return time.Time{}, fmt.Errorf("get commit %s of %s/%s: %w", sha, owner, repo, &sink.PermanentError{StatusCode: http.StatusOK, Message: "the commit has no date"})
+	if err != nil {
+		return time.Time{}, err
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()

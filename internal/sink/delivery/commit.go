@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/google/go-github/v88/github"
-
 	"github.com/deployment-tracker/deployment-tracker/internal/extract"
+	"github.com/deployment-tracker/deployment-tracker/internal/ghclient"
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
 	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
 	"github.com/deployment-tracker/deployment-tracker/internal/sink"
@@ -212,31 +210,18 @@ func (s *Sink) lookup(ctx context.Context, ownerName, repo, ref string) (commit,
 		}
 		s.commits.Remove(key)
 	}
-	// per_page bounds the files of the commit that GitHub sends along.
-	rc, _, err := s.cfg.Client.GitHub.Repositories.GetCommit(ctx, ownerName, repo, ref, &github.ListOptions{PerPage: 1})
-	if err != nil {
-		err = s.cfg.Client.Classify(err)
-		var pe *sink.PermanentError
-		switch {
-		case sink.Classify(err) == sink.ClassNotFound,
-			errors.As(err, &pe) && pe.StatusCode == http.StatusUnprocessableEntity: // "No commit found for SHA"
-			return commit{SHA: ref, Reason: metrics.WithoutCommitNotFound}, nil
-		case sink.Classify(err) == sink.ClassPermanent:
-			return commit{SHA: ref, Reason: metrics.WithoutCommitRejected}, nil
-		}
-		return commit{}, fmt.Errorf("get commit %s of %s/%s: %w", ref, ownerName, repo, err)
+	sha, t, err := s.cfg.Client.Commit(ctx, ownerName, repo, ref)
+	switch {
+	case errors.Is(err, ghclient.ErrNoCommit):
+		return commit{SHA: ref, Reason: metrics.WithoutCommitNotFound}, nil
+	case sink.Classify(err) == sink.ClassPermanent: // a refusal, or a commit without dates
+		return commit{SHA: ref, Reason: metrics.WithoutCommitRejected}, nil
+	case err != nil:
+		return commit{}, err
 	}
-	gc := rc.GetCommit()
-	t := gc.GetCommitter().GetDate().Time
-	if t.IsZero() {
-		t = gc.GetAuthor().GetDate().Time
-	}
-	c := commit{SHA: rc.GetSHA(), Time: t}
+	c := commit{SHA: sha, Time: t}
 	if c.SHA == "" {
 		c.SHA = ref
-	}
-	if t.IsZero() {
-		return commit{SHA: c.SHA, Reason: metrics.WithoutCommitRejected}, nil // a commit without dates
 	}
 	expires := time.Time{}
 	if !isSHA(ref) {
