@@ -880,6 +880,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"watching its own namespace", []string{"watchNamespace=" + releaseNamespace}, "watchNamespace must not be the release namespace"},
 		{"rollout history", []string{"rollouts.history=0"}, "rollouts.history"},
 		{"rollout max age", []string{"rollouts.maxAge=30 days"}, "rollouts.maxAge"},
+		{"ledger retention", []string{"ledger.retention=7 days"}, "ledger.retention"},
 		{"misspelt value", []string{"clustr=x"}, "clustr"},
 		{"network policy peer of no kind", []string{"networkPolicy.webhookFrom[0].cidr=10.0.0.0/8"}, "networkPolicy.webhookFrom"},
 	}

@@ -753,8 +753,12 @@ func allRules(b *bundle) map[string][]rbacv1.PolicyRule {
 	return all
 }
 
-// deletable is the one resource the tracker may delete (pruning its rollout ledger), in the tracker's Role only.
-var deletable = rbacv1.PolicyRule{APIGroups: []string{ledgerGroup}, Resources: []string{"rolloutrecords"}}
+// deletable are the resources the tracker may delete, in the tracker's Role only: its own ledger's kinds, for
+// their retention (old rollouts; DeploymentRecords decommissioned and delivered, -ledger-retention).
+var deletable = []rbacv1.PolicyRule{
+	{APIGroups: []string{ledgerGroup}, Resources: []string{"deploymentrecords"}},
+	{APIGroups: []string{ledgerGroup}, Resources: []string{"rolloutrecords"}},
+}
 
 func checkRBACLeastPrivilege(b *bundle) error {
 	var errs []error
@@ -786,8 +790,9 @@ func checkRBACLeastPrivilege(b *bundle) error {
 				errs = append(errs, fmt.Errorf("%s rule %d: nonResourceURLs", owner, i))
 			}
 			for _, v := range r.Verbs {
-				pruning := v == "delete" && owner == "Role "+b.role.Name &&
-					slices.Equal(r.APIGroups, deletable.APIGroups) && slices.Equal(r.Resources, deletable.Resources)
+				pruning := v == "delete" && owner == "Role "+b.role.Name && slices.ContainsFunc(deletable, func(d rbacv1.PolicyRule) bool {
+					return slices.Equal(r.APIGroups, d.APIGroups) && slices.Equal(r.Resources, d.Resources)
+				})
 				if v == "escalate" || v == "bind" || v == "impersonate" || v == "delete" && !pruning || v == "deletecollection" {
 					errs = append(errs, fmt.Errorf("%s rule %d: verb %s", owner, i, v))
 				}
@@ -810,14 +815,14 @@ func checkRBACRules(b *bundle) error {
 		{APIGroups: []string{"kustomize.toolkit.fluxcd.io"}, Resources: []string{"kustomizations"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{"source.toolkit.fluxcd.io"}, Resources: []string{"gitrepositories"}, Verbs: []string{"get"}},
 	}
-	// The Slack sink reads namespaces with a single GET (no informer); a Role cannot grant it, so the
-	// namespaced variant has every rule of the ClusterRole but this one.
-	namespaces := rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"}}
+	// The Slack sink reads namespaces with a single GET, -namespace-selector watches their metadata; a Role
+	// cannot grant it, so the namespaced variant has every rule of the ClusterRole but this one.
+	namespaces := rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}}
 	wantNamespaced := slices.Clone(wantCluster)
 	wantCluster = append(wantCluster, namespaces)
 	wantLeases := []rbacv1.PolicyRule{
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
-		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"deploymentrecords"}, Verbs: []string{"get", "list", "create", "update"}},
+		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"deploymentrecords"}, Verbs: []string{"get", "list", "create", "update", "delete"}},
 		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"deploymentrecords/status"}, Verbs: []string{"get", "update"}},
 		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"rolloutrecords"}, Verbs: []string{"get", "list", "create", "update", "delete"}},
 		{APIGroups: []string{"records.deployment-tracker.io"}, Resources: []string{"rolloutrecords/status"}, Verbs: []string{"get", "update"}},
@@ -1334,8 +1339,8 @@ func checkDeploymentShape(b *bundle) error {
 		want string
 	}{
 		{"requests.cpu", res.Requests[corev1.ResourceCPU], res.Requests != nil, "50m"},
-		{"requests.memory", res.Requests[corev1.ResourceMemory], res.Requests != nil, "64Mi"},
-		{"limits.memory", res.Limits[corev1.ResourceMemory], res.Limits != nil, "256Mi"},
+		{"requests.memory", res.Requests[corev1.ResourceMemory], res.Requests != nil, "128Mi"},
+		{"limits.memory", res.Limits[corev1.ResourceMemory], res.Limits != nil, "768Mi"},
 	} {
 		if !q.ok || q.got.Cmp(resource.MustParse(q.want)) != 0 {
 			bad("resources.%s %s, want %s", q.what, q.got.String(), q.want)
@@ -1478,8 +1483,11 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		{"RBAC grants no secrets and no wildcards", "owner role lists", func(b *bundle) {
 			b.ownerRoles[0].Rules[0].Verbs = append(b.ownerRoles[0].Rules[0].Verbs, "list")
 		}},
-		{"RBAC grants no secrets and no wildcards", "delete of DeploymentRecords", func(b *bundle) {
-			b.role.Rules[1].Verbs = append(b.role.Rules[1].Verbs, "delete")
+		{"RBAC grants no secrets and no wildcards", "deletecollection of DeploymentRecords", func(b *bundle) {
+			b.role.Rules[1].Verbs = append(b.role.Rules[1].Verbs, "deletecollection")
+		}},
+		{"RBAC grants no secrets and no wildcards", "delete of the Lease (only the ledger's kinds)", func(b *bundle) {
+			b.role.Rules[0].Verbs = append(b.role.Rules[0].Verbs, "delete")
 		}},
 		{"RBAC grants no secrets and no wildcards", "delete of pods", func(b *bundle) {
 			b.clusterRole.Rules[0].Verbs = append(b.clusterRole.Rules[0].Verbs, "delete")

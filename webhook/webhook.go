@@ -42,6 +42,12 @@ type Observer interface {
 	Observe(a observation.Admission) bool
 }
 
+// Scoper is implemented by an Observer that tracks only some namespaces (the tracker's scope): a pod of a
+// namespace out of its scope is not handed on, and its review is counted ignored. InScope must be cheap.
+type Scoper interface {
+	InScope(namespace string) bool
+}
+
 // Handler is the admission.Handler for pods.
 type Handler struct {
 	// Elected, when set, is closed once this replica leads (manager.Manager's Elected). Until then the
@@ -142,6 +148,10 @@ func (h *Handler) handle(ctx context.Context, req *admissionv1.AdmissionRequest,
 	}
 	if obs.Name == "" {
 		obs.Name = req.Name
+	}
+	if s, ok := h.observer.(Scoper); ok && !s.InScope(obs.Namespace) {
+		h.count(op, metrics.AdmissionIgnored)
+		return allowed
 	}
 	if !h.observer.Observe(obs) {
 		h.count(op, metrics.AdmissionDropped)

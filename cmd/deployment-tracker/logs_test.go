@@ -216,6 +216,17 @@ func leaseRefusingAPIServer(refused *atomic.Int64) http.Handler {
 				return
 			}
 			if list, ok := kinds[r.URL.Path]; ok && !strings.HasPrefix(r.URL.Path, "/apis/coordination.k8s.io/") {
+				if r.URL.Query().Get("sendInitialEvents") == "true" {
+					// As an API server without the WatchList feature answers a streaming list (client-go then
+					// lists instead).
+					w.WriteHeader(http.StatusUnprocessableEntity)
+					_ = json.NewEncoder(w).Encode(metav1.Status{
+						TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusFailure,
+						Reason: metav1.StatusReasonInvalid, Code: http.StatusUnprocessableEntity,
+						Message: "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+					})
+					return
+				}
 				if r.URL.Query().Get("watch") == "true" {
 					w.WriteHeader(http.StatusOK)
 					w.(http.Flusher).Flush()

@@ -29,6 +29,7 @@ func main() {
 }
 
 func run() int {
+	app.StreamInitialLists()
 	if len(os.Args) > 1 && os.Args[1] == "check" {
 		return preflight.Main(ctrl.SetupSignalHandler(), os.Args[2:], config.OSEnv, preflight.Options{})
 	}

@@ -35,7 +35,6 @@ import (
 	"github.com/deployment-tracker/deployment-tracker/internal/ghclient"
 	"github.com/deployment-tracker/deployment-tracker/internal/ledger"
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
-	"github.com/deployment-tracker/deployment-tracker/internal/podwatch"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
 	"github.com/deployment-tracker/deployment-tracker/internal/rollout"
 	rolloutctl "github.com/deployment-tracker/deployment-tracker/internal/rollout/controller"
@@ -66,6 +65,8 @@ type Options struct {
 	LeaseDuration, RenewDeadline, RetryPeriod *time.Duration
 	// SkipNameValidation lets several instances run in one process (tests).
 	SkipNameValidation bool
+	// RetentionInterval overrides the ledger retention's interval, and its first pass's delay (retention.go).
+	RetentionInterval time.Duration
 	// Log is the logger (default: controller-runtime's global logger).
 	Log logr.Logger
 }
@@ -127,6 +128,9 @@ func New(c *cfgpkg.Config, o Options) (*App, error) {
 	if err := a.addFlux(c, log); err != nil {
 		return nil, err
 	}
+	if err := a.addRetention(c, o, led, log); err != nil {
+		return nil, err
+	}
 	// A standby's reviews are answered but not observed: its tracker does not run (webhook.Handler.Elected).
 	hook := webhook.New(a.Tracker, a.Metrics)
 	hook.Elected = mgr.Elected()
@@ -174,7 +178,7 @@ func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, 
 		LeaseDuration:                 o.LeaseDuration,
 		RenewDeadline:                 o.RenewDeadline,
 		RetryPeriod:                   o.RetryPeriod,
-		GracefulShutdownTimeout:       &c.ShutdownTimeout,
+		GracefulShutdownTimeout:       &c.ShutdownTimeout, // the whole shutdown; the drain is c.DrainTimeout(), less
 		WebhookServer:                 hookServer,
 	}
 	if o.MetricsBindAddress != nil {
@@ -206,10 +210,15 @@ func restConfig(c *cfgpkg.Config, o Options) (*rest.Config, error) {
 	}
 	rc = rest.CopyConfig(rc)
 	rc.UserAgent = version.UserAgent()
+	if rc.QPS == 0 {
+		// As config.GetConfig does: no client-side limit (client-go's default is 5 requests a second, which
+		// would pace a burst's ledger writes); the API server's priority and fairness governs.
+		rc.QPS, rc.Burst = -1, -1
+	}
 	return rc, nil
 }
 
-// cacheOptions are the light caches: pods kept compact and owner metadata stripped by podwatch (whose
+// cacheOptions are the light caches: pods kept compact and owner metadata stripped by podwatch (podCache; its
 // NewInformer lets the cache read compact pods as pods), workloads and ControllerRevisions trimmed by
 // rollout.Transform, within the configured namespaces.
 func cacheOptions(c *cfgpkg.Config) cache.Options {
@@ -220,12 +229,11 @@ func cacheOptions(c *cfgpkg.Config) cache.Options {
 	}
 	trim := cache.ByObject{Transform: rollout.NewTransform(keepLabels...)}
 	opts := cache.Options{
-		DefaultTransform: podwatch.Strip,
-		NewInformer:      podwatch.NewInformer,
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: trim, &appsv1.StatefulSet{}: trim, &appsv1.DaemonSet{}: trim, &appsv1.ControllerRevision{}: trim,
 		},
 	}
+	podCache(&opts)
 	if c.Namespace != "" {
 		opts.DefaultNamespaces = map[string]cache.Config{c.Namespace: {}}
 	}
@@ -236,6 +244,7 @@ func cacheOptions(c *cfgpkg.Config) cache.Options {
 		}
 		opts.DefaultFieldSelector = fields.AndSelectors(sel...)
 	}
+	scopeCache(c, &opts) // scope.go
 	return opts
 }
 
@@ -267,19 +276,26 @@ func (a *App) addDelivery(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 		RequestsPerMinute:  c.RequestsPerMinute,
 		RequestsPerHour:    c.RequestsPerHour,
 		UnknownArtifactTTL: c.UnknownArtifactTTL,
-		DrainTimeout:       c.ShutdownTimeout,
+		DrainTimeout:       c.DrainTimeout(), // strictly within the manager's grace period (Config.DrainTimeout)
 		Metrics:            a.Metrics,
 		Log:                log.WithName("dispatch"),
 	}
+	var writes *ledger.StatusWrites
 	if led != nil {
-		dc.Reporter = reporter
+		// The outcomes of posts are written beside the workers, not by them (statuswrites.go).
+		writes = ledger.NewStatusWrites(led, log.WithName("ledger"))
+		dc.Reporter = writes
 	}
 	a.guardNotFound(&dc, led)
 	d, err := dispatch.New(dc)
 	if err != nil {
 		return err
 	}
-	if err := a.Manager.Add(d); err != nil {
+	var run manager.Runnable = d
+	if writes != nil {
+		run = reportingDispatcher{Dispatcher: d, writes: writes, flush: statusFlush(c.ShutdownTimeout, c.DrainTimeout()), log: log}
+	}
+	if err := a.Manager.Add(run); err != nil {
 		return fmt.Errorf("adding the dispatcher: %w", err)
 	}
 	a.Dispatcher = d
@@ -291,7 +307,7 @@ func (a *App) addDelivery(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 			return err
 		}
 	}
-	rc := dispatch.RolloutsConfig{Sinks: rsinks, DrainTimeout: c.ShutdownTimeout, Metrics: a.Metrics, Log: log.WithName("rollouts"),
+	rc := dispatch.RolloutsConfig{Sinks: rsinks, DrainTimeout: c.DrainTimeout(), Metrics: a.Metrics, Log: log.WithName("rollouts"),
 		OnCredentials: onCredentials}
 	if led != nil {
 		rc.Reporter = reporter
@@ -352,6 +368,8 @@ func (a *App) addDeciders(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 		PhysicalEnvironment: c.PhysicalEnvironment,
 		Cluster:             c.Cluster,
 		ExcludeNamespaces:   c.ExcludeNamespaces,
+		Scope:               trackerScope(c),
+		KeepForeignRecords:  c.KeepForeignRecords,
 		Seeder:              a.Dispatcher,
 		WaitForCacheSync:    mgr.GetCache().WaitForCacheSync,
 		Metrics:             a.Metrics,

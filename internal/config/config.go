@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v4"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
@@ -32,6 +33,9 @@ type Config struct {
 	Kubeconfig        string
 	Namespace         string
 	ExcludeNamespaces []string
+	// NamespaceSelector and WorkloadSelector narrow the scope by labels (-namespace-selector,
+	// -workload-selector); nil: every namespace, every workload. See scope.go.
+	NamespaceSelector, WorkloadSelector labels.Selector
 
 	// Servers. MetricsBindAddress is "0" when the metrics server is off.
 	MetricsBindAddress string
@@ -47,14 +51,21 @@ type Config struct {
 	// Durable ledger: the namespace of the DeploymentRecord objects; empty keeps records in memory only.
 	LedgerNamespace  string
 	LeaderElectionID string
+	// LedgerRetention is how long a DeploymentRecord stays in the ledger once its key is decommissioned and
+	// delivered (-ledger-retention); 0 keeps it forever.
+	LedgerRetention time.Duration
 
 	// Delivery.
-	Workers            int
-	DryRun             bool
+	Workers int
+	DryRun  bool
+	// KeepForeignRecords keeps the ledger's records under another identity instead of decommissioning them.
+	KeepForeignRecords bool
 	RequestsPerMinute  int
 	RequestsPerHour    int
 	UnknownArtifactTTL time.Duration
-	ShutdownTimeout    time.Duration
+	// ShutdownTimeout is the whole budget of a shutdown: the manager's grace period (GracefulShutdownTimeout).
+	// The dispatchers' drain gets the smaller DrainTimeout out of it.
+	ShutdownTimeout time.Duration
 
 	// Rollouts: how many are kept per workload in the ledger, and for how long at most once finished.
 	RolloutHistory int
@@ -167,11 +178,13 @@ func Load(fs *flag.FlagSet, args []string, env Env) (*Config, error) {
 // parse returns the Config and its problems, or an error alone when the flags do not parse.
 func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 	c := &Config{}
-	var exclude, tmpl string
+	var exclude, tmpl, namespaceSelector, workloadSelector string
 	var metricsPort int
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty: in-cluster config or $KUBECONFIG")
 	fs.StringVar(&c.Namespace, "namespace", "", "only track pods in this namespace (default: all namespaces)")
 	fs.StringVar(&exclude, "exclude-namespaces", "", "comma-separated namespaces whose pods are not tracked (not with -namespace)")
+	fs.StringVar(&namespaceSelector, "namespace-selector", "", "label selector of the namespaces whose pods are tracked, for example shard=a (cluster-wide only; default: all)")
+	fs.StringVar(&workloadSelector, "workload-selector", "", "label selector of the workloads tracked, matched against the labels of a pod's top owner (its Deployment, StatefulSet, DaemonSet, CronJob…; a bare pod's own), for example tracking!=off (default: all)")
 	fs.IntVar(&c.Workers, "workers", 2, "number of workers posting records (1 to 64)")
 	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", ":9090", "address of the Prometheus /metrics endpoint, host:port (\"0\" disables it)")
 	fs.IntVar(&metricsPort, "metrics-port", 0, "port of the /metrics endpoint, as in the reference implementation: when set, wins over -metrics-bind-address with :<port> (0 to 65535; 0 disables it)")
@@ -183,11 +196,13 @@ func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: $POD_NAMESPACE)")
 	fs.StringVar(&c.LedgerNamespace, "ledger-namespace", "", "namespace of the durable ledger (DeploymentRecord objects; default: $POD_NAMESPACE; \"-\": no ledger, records in memory only)")
 	fs.StringVar(&c.LeaderElectionID, "leader-election-id", "deployment-tracker", "name of the leader election Lease")
+	fs.DurationVar(&c.LedgerRetention, "ledger-retention", 7*24*time.Hour, "how long a DeploymentRecord stays in the ledger once its key is decommissioned and the decommission delivered (0 keeps it forever; deployed or undelivered records always stay)")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "print records as JSON lines on stdout instead of posting them to GitHub")
+	fs.BoolVar(&c.KeepForeignRecords, "keep-foreign-records", false, "at start, keep the ledger's deployed records under another identity (CLUSTER, LOGICAL_ENVIRONMENT, PHYSICAL_ENVIRONMENT or DN_TEMPLATE changed) as they are, instead of decommissioning them")
 	fs.IntVar(&c.RequestsPerMinute, "github-requests-per-minute", 80, "client-side pace of record posts per minute, below GitHub's secondary rate limit (0: unlimited)")
 	fs.IntVar(&c.RequestsPerHour, "github-requests-per-hour", 500, "client-side pace of record posts per hour (0: unlimited)")
 	fs.DurationVar(&c.UnknownArtifactTTL, "unknown-artifact-ttl", time.Hour, "how long a 404 for an unknown artifact digest is remembered before it is tried again (0 or more)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long queued records may still be posted before exiting (more than 0)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long the shutdown may take in all; queued records and rollout notifications may still be delivered for the first three quarters of it, at most all but 5s (at least 1s)")
 	fs.BoolVar(&c.GitHubDeployments, "github-deployments", true, "create GitHub deployments and deployment statuses for the rollouts of workloads annotated with github.deployment-tracker.io/repository or named by a GitHubDeployment (needs the Deployments write permission; not with -dry-run)")
 	fs.BoolVar(&c.DeliveryMetrics, "delivery-metrics", true, "observe delivery metrics once per rollout (deptracker_lead_time_seconds, deptracker_deployments_total, …); commit times come from GitHub, or with -dry-run from annotations only")
 	fs.IntVar(&c.RolloutHistory, "rollout-history", 10, "rollouts kept per workload in the ledger (RolloutRecord objects; 1 to 1000)")
@@ -263,6 +278,7 @@ func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 			bad("-namespace/-exclude-namespaces", "%q is not a namespace name: %s", ns, strings.Join(msgs, "; "))
 		}
 	}
+	errs = append(errs, c.parseSelectors(namespaceSelector, workloadSelector)...)
 	if c.Workers < 1 || c.Workers > 64 {
 		bad("-workers", "must be between 1 and 64, got %d", c.Workers)
 	}
@@ -305,14 +321,18 @@ func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 	if c.UnknownArtifactTTL < 0 {
 		bad("-unknown-artifact-ttl", "must not be negative")
 	}
-	if c.ShutdownTimeout <= 0 {
-		bad("-shutdown-timeout", "must be positive")
+	if c.ShutdownTimeout < time.Second {
+		// Below a second the reserve kept from the drain (DrainTimeout) is too short to stop anything in.
+		bad("-shutdown-timeout", "must be at least 1s, got %s", c.ShutdownTimeout)
 	}
 	if c.RolloutHistory < 1 || c.RolloutHistory > 1000 {
 		bad("-rollout-history", "must be between 1 and 1000, got %d", c.RolloutHistory)
 	}
 	if c.RolloutMaxAge < time.Hour {
 		bad("-rollout-max-age", "must be at least 1h, got %s", c.RolloutMaxAge)
+	}
+	if c.LedgerRetention < 0 {
+		bad("-ledger-retention", "must not be negative (0 keeps decommissioned records forever), got %s", c.LedgerRetention)
 	}
 	if c.FluxDiscoveryInterval < 0 {
 		bad("-flux-discovery-interval", "must not be negative (0 turns it off), got %s", c.FluxDiscoveryInterval)
@@ -440,6 +460,20 @@ func checkCertDir(dir string) []error {
 
 // parseSlack reads the Slack sink's variables: a token from SLACK_TOKEN_FILE or SLACK_TOKEN (not both) enables
 // it and requires SLACK_CHANNEL.
+// maxShutdownReserve caps the part of -shutdown-timeout kept from the drain.
+const maxShutdownReserve = 5 * time.Second
+
+// DrainTimeout is how long the dispatchers may still deliver after SIGTERM: ShutdownTimeout less a reserve of a
+// quarter of it, at most 5s (20s → 15s, 1m → 55s, 2s → 1.5s). The manager's grace period is ShutdownTimeout
+// and counts from the same instant; the reserve is for what follows the drain within it: the posts cut at the
+// drain deadline return, the ledger writes of the last outcomes, the caches, the webhook server and the
+// metrics and health servers stop. A drain as long as the grace period would make the manager give up waiting
+// ("failed waiting for all runnables to end within grace period") and exit non-zero before they stop.
+func (c *Config) DrainTimeout() time.Duration {
+	reserve := min(c.ShutdownTimeout/4, maxShutdownReserve)
+	return c.ShutdownTimeout - reserve
+}
+
 func (c *Config) parseSlack(get func(string) string) []error {
 	token, tokenFile := get("SLACK_TOKEN"), get("SLACK_TOKEN_FILE")
 	c.Slack.Channel, c.Slack.APIURL = get("SLACK_CHANNEL"), get("SLACK_API_URL")

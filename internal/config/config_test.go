@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
 )
@@ -75,6 +76,7 @@ func defaults() *Config {
 		APIToken:           secretToken,
 
 		FluxDiscoveryInterval: 3 * time.Minute,
+		LedgerRetention:       7 * 24 * time.Hour,
 	}
 }
 
@@ -158,7 +160,7 @@ func TestParse(t *testing.T) {
 				"-leader-election-id=dt", "-github-requests-per-minute=0", "-github-requests-per-hour=0",
 				"-unknown-artifact-ttl=0s", "-shutdown-timeout=1m30s", "-rollout-history=3", "-rollout-max-age=168h",
 				"-github-deployments=false", "-delivery-metrics=false",
-				"-flux-discovery-interval=0s",
+				"-flux-discovery-interval=0s", "-ledger-retention=0s",
 			},
 			want: func(c *Config) {
 				c.Kubeconfig, c.Namespace, c.Workers = "/home/me/.kube/config", "payments", 8
@@ -169,7 +171,13 @@ func TestParse(t *testing.T) {
 				c.GitHubDeployments = false
 				c.DeliveryMetrics = false
 				c.FluxDiscoveryInterval = 0
+				c.LedgerRetention = 0
 			},
+		},
+		{
+			name: "ledger retention of a second (tests, a ledger that must stay small)",
+			args: []string{"-ledger-retention=1s"},
+			want: func(c *Config) { c.LedgerRetention = time.Second },
 		},
 		{
 			name: "metrics bind address",
@@ -461,9 +469,12 @@ func TestParseErrors(t *testing.T) {
 		{name: "duration garbage", args: []string{"-shutdown-timeout", "soon"}, wantNames: []string{"flags"}, wantContains: []string{"-shutdown-timeout"}},
 		{name: "negative duration", args: []string{"-unknown-artifact-ttl=-1s"}, wantNames: []string{"-unknown-artifact-ttl"}},
 		{name: "zero shutdown timeout", args: []string{"-shutdown-timeout=0s"}, wantNames: []string{"-shutdown-timeout"}},
+		{name: "shutdown timeout below a second", args: []string{"-shutdown-timeout=999ms"}, wantNames: []string{"-shutdown-timeout"}},
 		{name: "no rollout history", args: []string{"-rollout-history=0"}, wantNames: []string{"-rollout-history"}},
 		{name: "rollout max age too short", args: []string{"-rollout-max-age=10m"}, wantNames: []string{"-rollout-max-age"}},
 		{name: "negative Flux discovery interval", args: []string{"-flux-discovery-interval=-1m"}, wantNames: []string{"-flux-discovery-interval"}},
+		{name: "negative ledger retention", args: []string{"-ledger-retention=-24h"}, wantNames: []string{"-ledger-retention"}, wantContains: []string{"must not be negative"}},
+		{name: "ledger retention without unit", args: []string{"-ledger-retention=7"}, wantNames: []string{"flags"}, wantContains: []string{"-ledger-retention"}},
 		{name: "webhook port zero", args: []string{"-webhook-port=0"}, wantNames: []string{"-webhook-port"}},
 		{name: "webhook port too large", args: []string{"-webhook-port=65536"}, wantNames: []string{"-webhook-port"}},
 		{name: "metrics port negative", args: []string{"-metrics-port=-1"}, wantNames: []string{"-metrics-port"}},
@@ -481,6 +492,10 @@ func TestParseErrors(t *testing.T) {
 		{name: "namespace and excluded namespaces", args: []string{"-namespace=a", "-exclude-namespaces=b"}, wantNames: []string{"-exclude-namespaces"}},
 		{name: "invalid namespace", args: []string{"-namespace=Payments_NS"}, wantNames: []string{"-namespace/-exclude-namespaces"}},
 		{name: "invalid excluded namespace", args: []string{"-exclude-namespaces=ok,not ok"}, wantNames: []string{"-namespace/-exclude-namespaces"}},
+		{name: "invalid namespace selector", args: []string{"-namespace-selector=shard in (a"}, wantNames: []string{"-namespace-selector"}, wantContains: []string{"not a label selector"}},
+		{name: "invalid workload selector", args: []string{"-workload-selector==web"}, wantNames: []string{"-workload-selector"}},
+		{name: "both selectors invalid", args: []string{"-namespace-selector=!", "-workload-selector=a b"}, wantNames: []string{"-namespace-selector", "-workload-selector"}},
+		{name: "namespace selector with -namespace", args: []string{"-namespace=shop", "-namespace-selector=shard=a"}, wantNames: []string{"-namespace-selector"}, wantContains: []string{"-namespace"}},
 		{name: "leader election outside the cluster without namespace", args: []string{"-leader-elect", "-kubeconfig=/k"}, wantNames: []string{"-leader-election-namespace"}},
 		{name: "unknown flag", args: []string{"-wokers=3"}, wantNames: []string{"flags"}, wantContains: []string{"-wokers"}},
 		{name: "positional argument", args: []string{"run"}, wantNames: []string{"flags"}, wantContains: []string{`unexpected argument "run"`}},
@@ -766,5 +781,80 @@ func TestUsage(t *testing.T) {
 		if !strings.Contains(out, w) {
 			t.Errorf("usage does not contain %q:\n%s", w, out)
 		}
+	}
+}
+
+// TestDrainTimeout checks that the drain ends strictly within the manager's grace period (-shutdown-timeout),
+// leaving a quarter of it, at most 5s, for the rest of the shutdown.
+func TestDrainTimeout(t *testing.T) {
+	tests := []struct {
+		shutdown, want time.Duration
+	}{
+		{shutdown: time.Second, want: 750 * time.Millisecond},
+		{shutdown: 2 * time.Second, want: 1500 * time.Millisecond},
+		{shutdown: 20 * time.Second, want: 15 * time.Second},
+		{shutdown: time.Minute, want: 55 * time.Second},
+		{shutdown: time.Hour, want: time.Hour - 5*time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.shutdown.String(), func(t *testing.T) {
+			c := Config{ShutdownTimeout: tt.shutdown}
+			got := c.DrainTimeout()
+			if got != tt.want {
+				t.Errorf("DrainTimeout() = %s, want %s", got, tt.want)
+			}
+			if got <= 0 || got >= tt.shutdown {
+				t.Errorf("DrainTimeout() = %s, want strictly between 0 and the grace period %s", got, tt.shutdown)
+			}
+		})
+	}
+}
+
+func TestParseSelectors(t *testing.T) {
+	tests := []struct {
+		name               string
+		args               []string
+		wantNamespace      string // the selector's String(); "" for nil
+		wantWorkload       string
+		wantLabelKeys      []string
+		matchNamespace     map[string]string
+		wantNamespaceMatch bool
+	}{
+		{name: "none: nil selectors", args: nil},
+		{name: "empty flags: nil selectors", args: []string{"-namespace-selector=", "-workload-selector="}},
+		{name: "namespace selector", args: []string{"-namespace-selector=shard=a,env!=dev"}, wantNamespace: "env!=dev,shard=a",
+			matchNamespace: map[string]string{"shard": "a"}, wantNamespaceMatch: true},
+		{name: "set-based workload selector", args: []string{"-workload-selector=tier in (web,api),!legacy"}, wantWorkload: "!legacy,tier in (api,web)",
+			wantLabelKeys: []string{"legacy", "tier"}},
+		{name: "workload selector with -namespace", args: []string{"-namespace=shop", "-workload-selector=shard=b"}, wantWorkload: "shard=b",
+			wantLabelKeys: []string{"shard"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse(flag.NewFlagSet("test", flag.ContinueOnError), tt.args, envOf(nil, nil))
+			if err != nil {
+				t.Fatalf("Parse() error = %v", err)
+			}
+			str := func(s interface{ String() string }, isNil bool) string {
+				if isNil {
+					return ""
+				}
+				return s.String()
+			}
+			if got := str(c.NamespaceSelector, c.NamespaceSelector == nil); got != tt.wantNamespace {
+				t.Errorf("NamespaceSelector = %q, want %q", got, tt.wantNamespace)
+			}
+			if got := str(c.WorkloadSelector, c.WorkloadSelector == nil); got != tt.wantWorkload {
+				t.Errorf("WorkloadSelector = %q, want %q", got, tt.wantWorkload)
+			}
+			if diff := cmp.Diff(tt.wantLabelKeys, c.SelectorLabelKeys(), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("SelectorLabelKeys() mismatch (-want +got):\n%s", diff)
+			}
+			if tt.matchNamespace != nil {
+				if got := c.NamespaceSelector.Matches(labels.Set(tt.matchNamespace)); got != tt.wantNamespaceMatch {
+					t.Errorf("NamespaceSelector.Matches(%v) = %t, want %t", tt.matchNamespace, got, tt.wantNamespaceMatch)
+				}
+			}
+		})
 	}
 }

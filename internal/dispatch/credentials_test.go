@@ -315,6 +315,49 @@ func TestCredentialsRefusedRecords(t *testing.T) {
 	}
 }
 
+// TestCredentialsRefusedKeepsPending: a 401 or a 403 that is not a rate limit (what ghclient classifies as
+// refused credentials) is no rejection of the record: it stays pending, is not counted as a client error, and is
+// delivered once the pause ends.
+func TestCredentialsRefusedKeepsPending(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{name: "401", err: &sink.CredentialsError{StatusCode: 401, Message: "Bad credentials"}},
+		{name: "403 missing permission", err: &sink.CredentialsError{StatusCode: 403, Message: "Resource not accessible by integration"}},
+		{name: "403 SSO not authorized", err: &sink.CredentialsError{StatusCode: 403, Message: "Resource protected by organization SAML enforcement"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			rep := &fakeReporter{}
+			h := newHarness(t, Config{Workers: 1, BaseDelay: fastBase, MaxDelay: fastMax, Reporter: rep}, clock)
+			h.d.jitter = exact
+			h.sink.fail(forKey("web"), tt.err)
+			h.start()
+			h.desire(dep("web", 1))
+			eventually(t, "web waits for the pause", func() bool { return clock.Sleepers() == 1 })
+			if h.d.Idle() {
+				t.Fatalf("Idle() = true after the refusal, want the record pending")
+			}
+			if _, ok := h.d.Delivered(keyOf("web")); ok {
+				t.Errorf("a refused record counts as delivered")
+			}
+			h.wantCounters(map[string]float64{mSoftFail: 1})
+			failed := rep.all()["web"]
+			if len(failed) != 1 || failed[0].Delivered || failed[0].Next.IsZero() {
+				t.Errorf("reports %+v, want one failure with a next attempt", failed)
+			}
+
+			clock.Advance(DefaultCredentialsBaseDelay + pauseJitter)
+			h.waitIdle()
+			if got, _ := h.d.Delivered(keyOf("web")); !equal(got, dep("web", 1)) {
+				t.Errorf("Delivered() = %+v after the pause, want the record", got)
+			}
+		})
+	}
+}
+
 // TestCredentialsRefusedRollouts refuses one sink's credentials three times: that sink pauses 30s, 60s, 120s
 // and then delivers the latest snapshot of every rollout, each reported once while it waited; the other sink
 // goes on meanwhile.

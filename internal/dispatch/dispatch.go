@@ -118,6 +118,10 @@ type Dispatcher struct {
 	pending   map[record.Key][]item // records still to deliver, in order; the head may be being posted
 	npending  int                   // records in pending, all keys together
 	delivered map[record.Key]record.Record
+	bulking   int // bulk deliveries running: remember keeps decommissions meanwhile (memory.go)
+	// gen counts the posts of each key the sink accepted one by one, so that a bulk result does not override
+	// a newer delivery of its key (bulk).
+	gen map[record.Key]uint64
 	// held are the keys whose requeueing a worker or a backoff timer owns: Desire must not add them to the
 	// queue, or it would bypass the backoff of a failing key.
 	held map[record.Key]struct{}
@@ -166,6 +170,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		creds:     credentialsObserver{metrics: cfg.Metrics, log: cfg.Log, on: cfg.OnCredentials},
 		pending:   map[record.Key][]item{},
 		delivered: map[record.Key]record.Record{},
+		gen:       map[record.Key]uint64{},
 		held:      map[record.Key]struct{}{},
 		unsure:    map[record.Key]struct{}{},
 		unknown:   map[artifact]notFound{},
@@ -232,7 +237,9 @@ func (d *Dispatcher) Desire(r record.Record, observed time.Time) {
 	}
 }
 
-// Delivered returns the record the sink last accepted for k.
+// Delivered returns the record the sink last accepted for k, while it is a deployed one: once the sink accepted
+// the decommission of k, the key is forgotten (remember) and Delivered reports false, as for a key never
+// delivered.
 func (d *Dispatcher) Delivered(k record.Key) (record.Record, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -288,7 +295,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		}
 		// A misconfigured sink would fail the bulk requests: its records wait, and are posted one by one.
 		if cs, ok := d.cfg.Sink.(sink.ClusterSink); ok && first && configured && ctx.Err() == nil {
-			d.bulk(postCtx, cs)
+			// With ctx, not postCtx: a bulk job can be waited for for minutes, and the shutdown stops it (what it
+			// did not deliver stays pending, for the drain and the next leader).
+			d.bulk(ctx, cs)
 		}
 	}
 	d.recall(ctx)
@@ -375,6 +384,11 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 	if !equal(post, it.rec) {
 		log = log.WithValues("desiredDigest", it.rec.Digest)
 	}
+	if cutShort(ctx, err) {
+		// The drain deadline passed while posting: the queue is shutting down, the record stays pending.
+		log.V(1).Info("Post cut short by the shutdown; left pending")
+		return
+	}
 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -399,7 +413,8 @@ func (d *Dispatcher) deliver(ctx context.Context, k record.Key) {
 		d.report(func(r Reporter) { r.Delivered(rctx, post) })
 		d.configured(false) // a post went through: whatever was missing is there
 		d.mu.Lock()
-		d.delivered[k] = post
+		d.gen[k]++
+		d.remember(k, post) // after gen: a delivered decommission forgets both
 		delete(d.unsure, k)
 		d.dropFirst(k, it.rec)
 		requeue := d.release(k)
@@ -626,18 +641,27 @@ func (d *Dispatcher) count(f func(*metrics.Metrics)) {
 
 // bulk delivers every pending deployed record with the sink's bulk requests, before the workers start. What it
 // does not deliver stays pending (and queued) for the workers to post one by one; a bulk failure never stops
-// the tracker.
+// the tracker, and the shutdown (ctx) stops it.
+//
+// A bulk result is applied to a key only if the sink accepted no post of the key one by one since the bulk took
+// its record (gen): a job can run for minutes, and a newer record of the key delivered meanwhile is what the
+// sink must end with. That record is neither overridden here nor in the ledger, and is posted once more, since
+// the sink may have applied the bulk after it.
 func (d *Dispatcher) bulk(ctx context.Context, cs sink.ClusterSink) {
 	d.mu.Lock()
 	var recs []record.Record
 	var keys []record.Key
+	var gens []uint64
+	d.bulkStarted()
 	for k, pend := range d.pending {
 		if len(pend) > 0 && pend[0].rec.Status == record.StatusDeployed {
 			recs = append(recs, pend[0].rec)
 			keys = append(keys, k)
+			gens = append(gens, d.gen[k])
 		}
 	}
 	d.mu.Unlock()
+	defer d.bulkDone()
 	if len(recs) == 0 {
 		return
 	}
@@ -654,6 +678,10 @@ func (d *Dispatcher) bulk(ctx context.Context, cs sink.ClusterSink) {
 		// Logged as the sink's transition; the records wait for the pause like any other.
 		d.refuse(nil, round, err)
 	default:
+		if cutShort(ctx, err) {
+			log.Info("Bulk delivery stopped by the shutdown; the records not delivered stay pending")
+			break
+		}
 		log.Error(err, "Bulk delivery failed; the records not delivered are posted one by one")
 		var ra *sink.RetryAfterError
 		if errors.As(err, &ra) {
@@ -664,19 +692,50 @@ func (d *Dispatcher) bulk(ctx context.Context, cs sink.ClusterSink) {
 			d.mu.Unlock()
 		}
 	}
-	delivered := 0
+	delivered, superseded := 0, 0
 	for i, r := range recs {
-		if i < len(results) && results[i] == nil {
-			delivered++
-			d.report(func(rep Reporter) { rep.Delivered(ctx, r) })
-			d.mu.Lock()
-			d.delivered[keys[i]] = r
-			d.dropFirst(keys[i], r)
-			d.mu.Unlock()
-			d.count(func(m *metrics.Metrics) { m.PostOK.Inc() })
+		if i >= len(results) || results[i] != nil {
+			continue
 		}
+		k := keys[i]
+		d.mu.Lock()
+		_, busy := d.held[k]
+		if busy || d.gen[k] != gens[i] {
+			// Superseded: a post of the key went out one by one since the bulk took r (or is going out).
+			superseded++
+			d.unsure[k] = struct{}{}
+			repost := !busy && len(d.pending[k]) == 0
+			if repost {
+				d.setPending(k, []item{{rec: d.delivered[k]}})
+			}
+			d.mu.Unlock()
+			if repost {
+				d.queue.Add(k)
+			}
+			continue
+		}
+		d.held[k] = struct{}{} // the report is ordered with the key's posts, as a worker's is
+		d.mu.Unlock()
+		// After a shutdown the ledger is not written: a bulk of thousands would outlast the shutdown's budget,
+		// and the next leader posts the records again (delivery is an upsert).
+		if ctx.Err() == nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			d.report(func(rep Reporter) { rep.Delivered(rctx, r) })
+			cancel()
+		}
+		d.mu.Lock()
+		d.delivered[k] = r
+		d.dropFirst(k, r)
+		requeue := d.release(k)
+		d.mu.Unlock()
+		if requeue {
+			d.queue.Add(k)
+		}
+		delivered++
+		d.count(func(m *metrics.Metrics) { m.PostOK.Inc() })
 	}
-	log.Info("Bulk delivery done", "delivered", delivered, "left", len(recs)-delivered, "took", d.cfg.Now().Sub(start))
+	log.Info("Bulk delivery done", "delivered", delivered, "superseded", superseded, "left", len(recs)-delivered-superseded,
+		"took", d.cfg.Now().Sub(start))
 }
 
 // backoff is the delay the queue's rate limiter applies after n failures.
@@ -689,7 +748,8 @@ func (d *Dispatcher) report(f func(Reporter)) {
 }
 
 // Seed tells the dispatcher what the sink already holds for r's key (from the ledger, after a restart), so
-// that desiring it again costs no call. It does nothing for a key with records pending or delivered since.
+// that desiring it again costs no call. It does nothing for a key with records pending or delivered since, and
+// keeps nothing of a decommission (remember).
 func (d *Dispatcher) Seed(r record.Record) {
 	k := r.Key()
 	d.mu.Lock()
@@ -697,7 +757,7 @@ func (d *Dispatcher) Seed(r record.Record) {
 	if _, ok := d.delivered[k]; ok || len(d.pending[k]) > 0 {
 		return
 	}
-	d.delivered[k] = r
+	d.remember(k, r)
 }
 
 func equal(a, b record.Record) bool { return record.Equal(a, b) }

@@ -289,7 +289,7 @@ func TestDelivery(t *testing.T) {
 			gotState := map[string]record.Record{}
 			for k, r := range h.sink.state() {
 				gotState[k.DeploymentName] = r
-				if d, ok := h.d.Delivered(k); !ok || !equal(d, r) {
+				if d, ok := h.d.Delivered(k); !remembers(h.d, k, r) {
 					t.Errorf("Delivered(%s) = %+v, %t; the sink holds %+v", k.DeploymentName, d, ok, r)
 				}
 			}
@@ -374,7 +374,7 @@ func TestDesireWhilePosting(t *testing.T) {
 			if got := h.sink.state()[keyOf("web")]; !equal(got, last) {
 				t.Errorf("sink holds %+v, want %+v", got, last)
 			}
-			if got, _ := h.d.Delivered(keyOf("web")); !equal(got, last) {
+			if got, _ := h.d.Delivered(keyOf("web")); !remembers(h.d, keyOf("web"), last) {
 				t.Errorf("Delivered() = %+v, want %+v", got, last)
 			}
 		})
@@ -581,8 +581,10 @@ func TestUnknownArtifactCache(t *testing.T) {
 	}
 }
 
-// TestPermanentErrorDropped checks that a rejected record is dropped, counted, and does not block its key.
-func TestPermanentErrorDropped(t *testing.T) {
+// TestValidationRejectionDropped checks that a record the sink rejects as invalid (a 422: the body fails
+// validation) is dropped, counted, and does not block its key. A 401 or a permission 403 is no rejection of the
+// record: the credentials are refused and the record stays pending (TestCredentialsRefusedKeepsPending).
+func TestValidationRejectionDropped(t *testing.T) {
 	tests := []struct {
 		name    string
 		desired record.Record
@@ -591,7 +593,6 @@ func TestPermanentErrorDropped(t *testing.T) {
 		{name: "invalid digest rejected by validation", desired: withDigest(dep("web", 1), "sha256:abc")},
 		{name: "missing name", desired: func() record.Record { r := dep("web", 1); r.Name = ""; return r }()},
 		{name: "422 scripted", desired: dep("web", 1), fault: &sink.PermanentError{StatusCode: 422, Message: "Validation Failed"}},
-		{name: "403 without rate limit", desired: dep("web", 1), fault: &sink.PermanentError{StatusCode: 403, Message: "Resource not accessible by integration"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -688,7 +689,7 @@ func TestManyWorkersManyKeys(t *testing.T) {
 		t.Errorf("sink state (-want +got):\n%s", diff)
 	}
 	for k, r := range want {
-		if got, _ := h.d.Delivered(k); !equal(got, r) {
+		if got, _ := h.d.Delivered(k); !remembers(h.d, k, r) {
 			t.Errorf("Delivered(%s) = %+v, want %+v", k.DeploymentName, got, r)
 		}
 	}

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -93,4 +94,11 @@ drain:
 	cancel()
 	p.shutdown()
 	wg.Wait()
+}
+
+// cutShort reports whether err is the cancellation of ctx, the posts' context, at the drain deadline: the post
+// was cut short by the shutdown, and nothing is known of it. Such a post is not reported (the ledger would
+// record "context canceled" as its last error): it stays pending as it was, for the next leader to post.
+func cutShort(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled)
 }

@@ -80,7 +80,7 @@ func TestDecommissionWhatTheSinkHolds(t *testing.T) {
 			if got := h.sink.state()[keyOf("web")]; !equal(got, want) {
 				t.Errorf("the sink holds %+v for web, want %+v", got, want)
 			}
-			if got, _ := h.d.Delivered(keyOf("web")); !equal(got, want) {
+			if got, _ := h.d.Delivered(keyOf("web")); !remembers(h.d, keyOf("web"), want) {
 				t.Errorf("Delivered(web) = %+v, want %+v", got, want)
 			}
 			reports := rep.all()["web"]

@@ -339,6 +339,11 @@ func (d *Rollouts) deliver(ctx context.Context, k rolloutKey) {
 
 	state, err := d.cfg.Sinks[k.sink].Notify(ctx, n)
 	log := d.cfg.Log.WithValues("sink", k.sink, "workload", k.workload.String(), "revision", k.revision, "phase", snap.Phase)
+	if cutShort(ctx, err) {
+		// The drain deadline passed while notifying: the queue is shutting down, the rollout stays pending.
+		log.V(1).Info("Rollout notification cut short by the shutdown; left pending")
+		return
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	switch sink.Classify(err) {

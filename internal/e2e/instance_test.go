@@ -36,6 +36,9 @@ type trackerSettings struct {
 	// configuredRolloutSinks runs the rollout sinks the configuration enables (app.go's production wiring)
 	// instead of the suite's noteSink.
 	configuredRolloutSinks bool
+	// retention, if set, is -ledger-retention, and the retention passes every retentionInterval (default: the
+	// app's, a first pass minutes after the start).
+	retention, retentionInterval time.Duration
 }
 
 // instance is a tracker running in this process, configured through config.Parse like the binary.
@@ -69,6 +72,9 @@ func startTracker(ctx context.Context, s trackerSettings) (*instance, error) {
 		"-shutdown-timeout=5s",
 		"-ledger-namespace=" + trackerNamespace,
 	}, s.args...)
+	if s.retention > 0 {
+		args = append(args, "-ledger-retention="+s.retention.String())
+	}
 	vars := map[string]string{
 		"ORG":                  org,
 		"BASE_URL":             gh.URL(),
@@ -109,6 +115,7 @@ func startTracker(ctx context.Context, s trackerSettings) (*instance, error) {
 		Registry:               reg,
 		HealthProbeBindAddress: &noProbe,
 		SkipNameValidation:     true,
+		RetentionInterval:      s.retentionInterval,
 		Log:                    testLogger(),
 	})
 	if err != nil {

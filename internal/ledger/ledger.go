@@ -75,6 +75,9 @@ type Ledger struct {
 	Sink string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// pageSize is how many objects one LIST returns at most (0: defaultPageSize); tests make it small.
+	pageSize int
 }
 
 func (l *Ledger) now() time.Time {
@@ -130,7 +133,12 @@ func (l *Ledger) Put(ctx context.Context, r record.Record, m Meta) error {
 			return l.refreshSynced(ctx, &dr)
 		}
 		dr.Spec = next
-		if err := l.Client.Update(ctx, &dr); err != nil {
+		err = l.Client.Update(ctx, &dr)
+		if apierrors.IsNotFound(err) {
+			// Deleted since the read (the retention): read it again and create it, as after a conflict.
+			return apierrors.NewConflict(v1alpha1.GroupVersion.WithResource("deploymentrecords").GroupResource(), name.Name, err)
+		}
+		if err != nil {
 			return fmt.Errorf("updating ledger record %s: %w", name.Name, err)
 		}
 		return l.refreshSynced(ctx, &dr)
@@ -181,14 +189,22 @@ func (l *Ledger) refreshSynced(ctx context.Context, dr *v1alpha1.DeploymentRecor
 // one the sink held for the key (a workload deleted after its new digest was answered 404) — that decommissions
 // the key, which is what a decommissioned spec asks for.
 func (l *Ledger) Delivered(ctx context.Context, r record.Record) error {
-	return l.status(ctx, r, func(dr *v1alpha1.DeploymentRecord, s *v1alpha1.SinkStatus) {
+	return l.status(ctx, r.Key(), l.delivered(r))
+}
+
+// statusChange changes the status s of the ledger's sink in dr.
+type statusChange func(dr *v1alpha1.DeploymentRecord, s *v1alpha1.SinkStatus)
+
+// delivered is the change of Delivered.
+func (l *Ledger) delivered(r record.Record) statusChange {
+	return func(dr *v1alpha1.DeploymentRecord, s *v1alpha1.SinkStatus) {
 		now := metav1.NewTime(l.now())
 		s.Name, s.Digest, s.Version, s.Status = r.Name, r.Digest, r.Version, string(r.Status)
 		s.Attempts, s.LastError, s.NextRetry, s.LastSynced, s.NotAttested = 0, "", nil, &now, nil
 		if accepts(dr.Spec, r) {
 			s.ObservedGeneration = dr.Generation
 		}
-	})
+	}
 }
 
 // Failed records a failed post of r: the error, the attempts so far and when the next one is due (zero: not
@@ -198,7 +214,12 @@ func (l *Ledger) Delivered(ctx context.Context, r record.Record) error {
 // (a sink.NotFoundError) NotAttested, and the artifact is remembered in notAttested with next as nextRetry, so
 // that a restart does not post it again before then.
 func (l *Ledger) Failed(ctx context.Context, r record.Record, postErr error, attempts int, next time.Time) error {
-	return l.status(ctx, r, func(_ *v1alpha1.DeploymentRecord, s *v1alpha1.SinkStatus) {
+	return l.status(ctx, r.Key(), l.failed(r, postErr, attempts, next))
+}
+
+// failed is the change of Failed.
+func (l *Ledger) failed(r record.Record, postErr error, attempts int, next time.Time) statusChange {
+	return func(_ *v1alpha1.DeploymentRecord, s *v1alpha1.SinkStatus) {
 		s.Attempts = int32(min(attempts, 1<<30))
 		s.LastError = lastError(postErr, 1024)
 		s.NextRetry = nil
@@ -213,11 +234,12 @@ func (l *Ledger) Failed(ctx context.Context, r record.Record, postErr error, att
 		case s.NotAttested == nil || s.NotAttested.Name != r.Name || s.NotAttested.Digest != r.Digest:
 			s.NotAttested = &v1alpha1.NotAttested{Name: r.Name, Digest: r.Digest, Since: metav1.NewTime(l.now().Truncate(time.Second))}
 		}
-	})
+	}
 }
 
-func (l *Ledger) status(ctx context.Context, r record.Record, change func(*v1alpha1.DeploymentRecord, *v1alpha1.SinkStatus)) error {
-	name := types.NamespacedName{Namespace: l.Namespace, Name: Name(r.Key())}
+// status applies changes, in order, to the status of k's record in one write.
+func (l *Ledger) status(ctx context.Context, k record.Key, changes ...statusChange) error {
+	name := types.NamespacedName{Namespace: l.Namespace, Name: Name(k)}
 	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		var dr v1alpha1.DeploymentRecord
 		if err := l.Reader.Get(ctx, name, &dr); err != nil {
@@ -229,7 +251,9 @@ func (l *Ledger) status(ctx context.Context, r record.Record, change func(*v1alp
 			i = len(dr.Status.Sinks) - 1
 		}
 		before := dr.Status.DeepCopy()
-		change(&dr, &dr.Status.Sinks[i])
+		for _, change := range changes {
+			change(&dr, &dr.Status.Sinks[i])
+		}
 		setSynced(&dr, l.now())
 		if equality.Semantic.DeepEqual(before, &dr.Status) {
 			return nil // the same outcome again (a record still waiting for a paused sink): no write
@@ -241,40 +265,46 @@ func (l *Ledger) status(ctx context.Context, r record.Record, change func(*v1alp
 	})
 }
 
-// List returns every record of the ledger.
+// List returns every record of the ledger, read in pages (listPages).
 func (l *Ledger) List(ctx context.Context) ([]Entry, error) {
-	var list v1alpha1.DeploymentRecordList
-	if err := l.Reader.List(ctx, &list, client.InNamespace(l.Namespace)); err != nil {
+	var out []Entry
+	err := listPages(ctx, l, func(list *v1alpha1.DeploymentRecordList) error {
+		for i := range list.Items {
+			out = append(out, l.entryOf(&list.Items[i]))
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("listing the ledger: %w", err)
 	}
-	out := make([]Entry, 0, len(list.Items))
-	for i := range list.Items {
-		dr := &list.Items[i]
-		e := Entry{Want: recordOf(dr.Spec), Meta: Meta{Workload: dr.Spec.Workload, Container: dr.Spec.Container, Source: dr.Spec.Source,
-			Revision: dr.Spec.Revision}}
-		if dr.Spec.PodStarted != nil {
-			e.Meta.PodStarted = dr.Spec.PodStarted.Time
-		}
-		for _, s := range dr.Status.Sinks {
-			if s.Sink == l.Sink && s.Digest != "" {
-				// What the sink holds: the spec's record with the digest, status, and (kept since) the name and
-				// version the sink accepted; the decommission of a key goes to that digest.
-				have := e.Want
-				have.Digest, have.Status = s.Digest, record.Status(s.Status)
-				if s.Name != "" {
-					have.Name, have.Version = s.Name, s.Version
-				}
-				e.Have = &have
-				e.Synced = s.ObservedGeneration == dr.Generation && accepts(dr.Spec, have)
-			}
-			if s.Sink == l.Sink && s.NotAttested != nil && s.LastError != "" && s.NextRetry != nil {
-				e.NotAttested = &NotAttested{Name: s.NotAttested.Name, Digest: s.NotAttested.Digest, Until: s.NextRetry.Time,
-					Message: s.LastError}
-			}
-		}
-		out = append(out, e)
-	}
 	return out, nil
+}
+
+// entryOf is the record dr keeps and what the ledger's sink accepted of it.
+func (l *Ledger) entryOf(dr *v1alpha1.DeploymentRecord) Entry {
+	e := Entry{Want: recordOf(dr.Spec), Meta: Meta{Workload: dr.Spec.Workload, Container: dr.Spec.Container, Source: dr.Spec.Source,
+		Revision: dr.Spec.Revision}}
+	if dr.Spec.PodStarted != nil {
+		e.Meta.PodStarted = dr.Spec.PodStarted.Time
+	}
+	for _, s := range dr.Status.Sinks {
+		if s.Sink == l.Sink && s.Digest != "" {
+			// What the sink holds: the spec's record with the digest, status, and (kept since) the name and
+			// version the sink accepted; the decommission of a key goes to that digest.
+			have := e.Want
+			have.Digest, have.Status = s.Digest, record.Status(s.Status)
+			if s.Name != "" {
+				have.Name, have.Version = s.Name, s.Version
+			}
+			e.Have = &have
+			e.Synced = s.ObservedGeneration == dr.Generation && accepts(dr.Spec, have)
+		}
+		if s.Sink == l.Sink && s.NotAttested != nil && s.LastError != "" && s.NextRetry != nil {
+			e.NotAttested = &NotAttested{Name: s.NotAttested.Name, Digest: s.NotAttested.Digest, Until: s.NextRetry.Time,
+				Message: s.LastError}
+		}
+	}
+	return e
 }
 
 // setSynced sets the Synced condition from the sink statuses. A sink has accepted the spec when it accepted its

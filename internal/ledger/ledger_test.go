@@ -110,9 +110,13 @@ type apiServer struct {
 	client.Client
 	generations bool
 
+	pager pager // List pages as the API server does
+
 	mu       sync.Mutex
-	failures map[string][]error // operation (get, list, create, update, status) → errors of its next calls
-	writes   int                // successful creates, updates and status updates
+	failures map[string][]error // operation (get, list, create, update, status, delete) → errors of its next calls
+	writes   int                // successful creates, updates, status updates and deletes
+	// beforeDelete, if set, runs before each delete reaches the fake (a write racing with it).
+	beforeDelete func(ctx context.Context, c client.WithWatch, obj client.Object)
 }
 
 func newAPIServer(t *testing.T, generations bool, objs ...client.Object) *apiServer {
@@ -137,7 +141,31 @@ func newAPIServer(t *testing.T, generations bool, objs ...client.Object) *apiSer
 				if err := s.failure("list"); err != nil {
 					return err
 				}
-				return c.List(ctx, list, opts...)
+				return s.pager.list(ctx, c, list, opts...)
+			},
+			Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+				if err := s.failure("delete"); err != nil {
+					return err
+				}
+				s.mu.Lock()
+				before := s.beforeDelete
+				s.mu.Unlock()
+				if before != nil {
+					before(ctx, c, obj)
+				}
+				// The fake checks the resourceVersion precondition, not the UID one.
+				var do client.DeleteOptions
+				do.ApplyOptions(opts)
+				if do.Preconditions != nil && do.Preconditions.UID != nil {
+					cur := obj.DeepCopyObject().(client.Object)
+					if err := c.Get(ctx, client.ObjectKeyFromObject(obj), cur); err != nil {
+						return err
+					}
+					if cur.GetUID() != *do.Preconditions.UID {
+						return apierrors.NewConflict(gr, obj.GetName(), errors.New("the UID in the precondition does not match"))
+					}
+				}
+				return s.wrote(c.Delete(ctx, obj, opts...))
 			},
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 				if err := s.failure("create"); err != nil {
@@ -539,6 +567,12 @@ func TestPutErrors(t *testing.T) {
 			name:   "update conflicts twice: read again and retried",
 			before: []op{put(t1, recA, decidedBy(0, v1alpha1.SourceWebhook))},
 			fail:   map[string][]error{"update": {conflict, conflict}},
+			want:   new(wantSpec(recB, decidedBy(5*time.Minute, v1alpha1.SourceInformer), t1)),
+		},
+		{
+			name:   "deleted between the read and the update (the retention): read again and written",
+			before: []op{put(t1, recA, decidedBy(0, v1alpha1.SourceWebhook))},
+			fail:   map[string][]error{"update": {apierrors.NewNotFound(gr, Name(recA.Key()))}},
 			want:   new(wantSpec(recB, decidedBy(5*time.Minute, v1alpha1.SourceInformer), t1)),
 		},
 		{

@@ -217,15 +217,17 @@ func (l *Ledger) rolloutStatus(ctx context.Context, r rollout.Rollout, sink stri
 	})
 }
 
-// ListRollouts returns every rollout of the ledger.
+// ListRollouts returns every rollout of the ledger, read in pages (listPages).
 func (l *Ledger) ListRollouts(ctx context.Context) ([]RolloutEntry, error) {
-	var list v1alpha1.RolloutRecordList
-	if err := l.Reader.List(ctx, &list, client.InNamespace(l.Namespace)); err != nil {
+	var out []RolloutEntry
+	err := listPages(ctx, l, func(list *v1alpha1.RolloutRecordList) error {
+		for i := range list.Items {
+			out = append(out, entryOf(&list.Items[i]))
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("listing the rollout ledger: %w", err)
-	}
-	out := make([]RolloutEntry, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, entryOf(&list.Items[i]))
 	}
 	return out, nil
 }
@@ -235,15 +237,17 @@ func (l *Ledger) ListRollouts(ctx context.Context) ([]RolloutEntry, error) {
 // sink's time to restore).
 func (l *Ledger) WorkloadRollouts(ctx context.Context, w owner.Workload) ([]RolloutEntry, error) {
 	aw := apiWorkload(w)
-	var list v1alpha1.RolloutRecordList
-	if err := l.Reader.List(ctx, &list, client.InNamespace(l.Namespace), client.MatchingLabels{v1alpha1.LabelWorkload: workloadHash(aw)}); err != nil {
-		return nil, fmt.Errorf("listing the rollouts of %s in the ledger: %w", w, err)
-	}
-	out := make([]RolloutEntry, 0, len(list.Items))
-	for i := range list.Items {
-		if rr := &list.Items[i]; rr.Spec.Workload == aw { // a label edited by hand names another workload
-			out = append(out, entryOf(rr))
+	var out []RolloutEntry
+	err := listPages(ctx, l, func(list *v1alpha1.RolloutRecordList) error {
+		for i := range list.Items {
+			if rr := &list.Items[i]; rr.Spec.Workload == aw { // a label edited by hand names another workload
+				out = append(out, entryOf(rr))
+			}
 		}
+		return nil
+	}, client.MatchingLabels{v1alpha1.LabelWorkload: workloadHash(aw)})
+	if err != nil {
+		return nil, fmt.Errorf("listing the rollouts of %s in the ledger: %w", w, err)
 	}
 	slices.SortFunc(out, func(a, b RolloutEntry) int { return cmp.Compare(a.Rollout.Revision, b.Rollout.Revision) })
 	return out, nil
@@ -269,14 +273,18 @@ func entryOf(rr *v1alpha1.RolloutRecord) RolloutEntry {
 // Deleted more than maxAge ago. Each delete is conditional on the object being unchanged since the listing: a
 // record written meanwhile (or already gone) is left to the next pruning.
 func (l *Ledger) PruneRollouts(ctx context.Context, keep int, maxAge time.Duration) (deleted int, err error) {
-	var list v1alpha1.RolloutRecordList
-	if err := l.Reader.List(ctx, &list, client.InNamespace(l.Namespace)); err != nil {
-		return 0, fmt.Errorf("listing the rollout ledger: %w", err)
-	}
+	// The decision ranks every rollout of a workload, so all pages are read first; each page is a fresh list
+	// that the pointers below keep.
 	byWorkload := map[v1alpha1.Workload][]*v1alpha1.RolloutRecord{}
-	for i := range list.Items {
-		rr := &list.Items[i]
-		byWorkload[rr.Spec.Workload] = append(byWorkload[rr.Spec.Workload], rr)
+	err = listPages(ctx, l, func(list *v1alpha1.RolloutRecordList) error {
+		for i := range list.Items {
+			rr := &list.Items[i]
+			byWorkload[rr.Spec.Workload] = append(byWorkload[rr.Spec.Workload], rr)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("listing the rollout ledger: %w", err)
 	}
 	now := l.now()
 	var doomed []*v1alpha1.RolloutRecord

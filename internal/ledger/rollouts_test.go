@@ -64,6 +64,8 @@ type rolloutServer struct {
 	client.Client
 	generations bool
 
+	pager pager // List pages as the API server does
+
 	mu       sync.Mutex
 	failures map[string][]error // operation (get, list, create, update, status, delete) → errors of its next calls
 	writes   int                // successful creates, updates, status updates and deletes
@@ -92,7 +94,7 @@ func newRolloutServer(t *testing.T, generations bool, objs ...client.Object) *ro
 				if err := s.failure("list"); err != nil {
 					return err
 				}
-				return c.List(ctx, list, opts...)
+				return s.pager.list(ctx, c, list, opts...)
 			},
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
 				if err := s.failure("create"); err != nil {

@@ -63,9 +63,14 @@ type Metrics struct {
 	OwnerAccessDenied     *prometheus.CounterVec // kind
 	KeyCollisions         prometheus.Counter
 	OlderRefused          prometheus.Counter
-	RolloutNotifications  *prometheus.CounterVec // sink, outcome
-	RolloutPending        prometheus.Gauge
-	SlackErrors           *prometheus.CounterVec // error: a Slack error code from a fixed list, else "other"
+	// LedgerWritesPending, LedgerWriteSeconds and LedgerWriteFailures describe the tracker's ledger writes, which
+	// run outside its lock, one at a time per record key.
+	LedgerWritesPending  prometheus.Gauge
+	LedgerWriteSeconds   prometheus.Histogram
+	LedgerWriteFailures  prometheus.Counter
+	RolloutNotifications *prometheus.CounterVec // sink, outcome
+	RolloutPending       prometheus.Gauge
+	SlackErrors          *prometheus.CounterVec // error: a Slack error code from a fixed list, else "other"
 	// PostCredentialsRefused counts record posts the sink answered with refused credentials (401, permission
 	// 403, a token that cannot be minted); the record stays pending.
 	PostCredentialsRefused prometheus.Counter
@@ -74,6 +79,12 @@ type Metrics struct {
 	SinkCredentialsRefused *prometheus.GaugeVec // sink
 	// SinkMisconfigured is 1 while what a sink posts to does not exist (a wrong ORG or BASE_URL).
 	SinkMisconfigured *prometheus.GaugeVec // sink
+	// DispatchKeys is the number of record keys the dispatcher remembers a delivered record of: the keys whose
+	// deployed record the sink holds. A delivered decommission is forgotten, so that churn (unique names) does
+	// not grow it.
+	DispatchKeys prometheus.Gauge
+	// Ledger are the metrics of the ledger's retention (ledger.go).
+	Ledger *Ledger
 	// Delivery are the delivery metrics of the delivery sink (delivery.go).
 	Delivery *Delivery
 	// Flux are the metrics of the revisions Flux applies (flux.go).
@@ -177,6 +188,26 @@ func New(reg prometheus.Registerer) *Metrics {
 		Help: "1 while what the sink posts to does not exist (GitHub: ORG not found at BASE_URL, or BASE_URL is not the REST API); posting to it is paused and its target checked again with backoff, nothing is dropped; else 0.",
 	}, []string{"sink"})
 	reg.MustRegister(m.PostCredentialsRefused, m.SinkCredentialsRefused, m.SinkMisconfigured)
+	m.DispatchKeys = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "deptracker_dispatch_keys",
+		Help: "Record keys the dispatcher keeps a delivered record of in memory: those whose deployed record the sink holds (a delivered decommission is forgotten).",
+	})
+	reg.MustRegister(m.DispatchKeys)
+	m.Ledger = newLedger(reg)
+	m.LedgerWritesPending = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "deptracker_ledger_writes_pending",
+		Help: "Record keys whose latest decision is not written to the ledger yet (and so not handed to the sinks yet).",
+	})
+	m.LedgerWriteSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "deptracker_ledger_write_seconds",
+		Help:    "Time from a decision to its ledger write's success, retries included.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+	})
+	m.LedgerWriteFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "deptracker_ledger_write_failures_total",
+		Help: "Ledger writes that failed and are retried with backoff (the decision is kept until written).",
+	})
+	reg.MustRegister(m.LedgerWritesPending, m.LedgerWriteSeconds, m.LedgerWriteFailures)
 	m.Delivery = newDelivery(reg)
 	m.Flux = newFlux(reg)
 	reg.MustRegister(m.EventsProcessedOK, m.EventsProcessedFailed, m.EventsProcessedTimer, m.PostTimer, m.PostOK,

@@ -87,6 +87,9 @@ type Resolution struct {
 	Denied bool
 	// Direct is the pod's own controller ("" Kind for a bare pod): its ReplicaSet, for one.
 	Direct Workload
+	// Labels are the workload's labels as the reader keeps them (a bare pod's own), when Found: what a
+	// workload selector matches.
+	Labels map[string]string
 }
 
 // Resolver resolves owners through a metadata reader (the manager's cache) and, for kinds the cache does not
@@ -124,7 +127,7 @@ type cachedRead struct {
 func (r *Resolver) Resolve(ctx context.Context, pod *corev1.Pod) (Resolution, error) {
 	ref := metav1.GetControllerOfNoCopy(pod)
 	if ref == nil {
-		return Resolution{Workload: Workload{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name}, Found: true}, nil
+		return Resolution{Workload: Workload{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name}, Found: true, Labels: pod.Labels}, nil
 	}
 	var res Resolution
 	for depth := 0; ; depth++ {
@@ -162,7 +165,7 @@ func (r *Resolver) Resolve(ctx context.Context, pod *corev1.Pod) (Resolution, er
 			return Resolution{}, err
 		}
 		res.Annotations = append(res.Annotations, m.Annotations)
-		res.Found = true
+		res.Found, res.Labels = true, m.Labels
 		if isTop(cur) || depth >= maxDepth {
 			return res, nil
 		}
@@ -171,7 +174,7 @@ func (r *Resolver) Resolve(ctx context.Context, pod *corev1.Pod) (Resolution, er
 			return res, nil
 		}
 		ref = next
-		res.Found = false
+		res.Found, res.Labels = false, nil
 	}
 }
 

@@ -217,24 +217,29 @@ func (p *Pod) SetDeletionGracePeriodSeconds(*int64) {}
 func (p *Pod) GetLabels() map[string]string { return unpackMap(value(p.labels)) }
 
 // SetLabels implements metav1.Object: only the revision labels are kept.
-func (p *Pod) SetLabels(labels map[string]string) {
+func (p *Pod) SetLabels(labels map[string]string) { p.labels = packLabels(labels, revisionLabels) }
+
+// packLabels packs the labels named in keys, in the order of keys: the packed form of equal labels is equal.
+func packLabels(labels map[string]string, keys []string) unique.Handle[string] {
 	var b []byte
-	for _, k := range revisionLabels { // a fixed order: the packed form of equal labels is equal
+	for _, k := range keys {
 		if v, ok := labels[k]; ok {
 			b = appendString(appendString(b, k), v)
 		}
 	}
-	p.labels = intern(b)
+	return intern(b)
 }
 
-// GetAnnotations implements metav1.Object: the metadata.github.com/ annotations, nil when the pod has none.
+// GetAnnotations implements metav1.Object: the metadata.github.com/ annotations and AnnotationIgnore, nil when
+// the pod has none.
 func (p *Pod) GetAnnotations() map[string]string { return unpackMap(value(p.annotations)) }
 
-// SetAnnotations implements metav1.Object: only the metadata.github.com/ annotations are kept.
+// SetAnnotations implements metav1.Object: only the metadata.github.com/ annotations and AnnotationIgnore are
+// kept.
 func (p *Pod) SetAnnotations(annotations map[string]string) {
 	var keys []string
 	for k := range annotations {
-		if strings.HasPrefix(k, record.AnnotationPrefix) {
+		if strings.HasPrefix(k, record.AnnotationPrefix) || k == AnnotationIgnore {
 			keys = append(keys, k)
 		}
 	}

@@ -4,6 +4,7 @@
 package podwatch
 
 import (
+	"maps"
 	"slices"
 	"strings"
 
@@ -44,11 +45,16 @@ const (
 	AnnotationRolloutRevision = "rollout.argoproj.io/revision"
 )
 
+// AnnotationIgnore, set to "true" on a pod or on any owner of its chain, takes the pod's workload out of the
+// tracker's scope (no records). Both transforms keep it.
+const AnnotationIgnore = "deployment-tracker.io/ignore"
+
 var (
 	_ cache.TransformFunc = StripPod
 	_ cache.TransformFunc = CompactPod
 	_ cache.TransformFunc = StripMetadata
 	_ cache.TransformFunc = Strip
+	_ cache.TransformFunc = StripNamespace
 )
 
 // revisionLabels are the labels both transforms keep, each only when present.
@@ -59,7 +65,7 @@ var revisionAnnotations = []string{AnnotationDeploymentRevision, AnnotationRollo
 
 // StripPod reduces a pod to what the tracker reads: identity, the controller owner reference, the revision
 // labels (pod-template-hash, controller-revision-hash, rollouts-pod-template-hash), metadata.github.com/
-// annotations, container names and images, phase, start time and the imageID of every container status.
+// annotations and AnnotationIgnore, container names and images, phase, start time and the imageID of every container status.
 // Everything else (managed fields, env, volumes, probes, conditions…) is dropped. Objects other than pods are
 // returned unchanged. The cache keeps pods smaller still: see CompactPod.
 func StripPod(obj any) (any, error) {
@@ -69,7 +75,7 @@ func StripPod(obj any) (any, error) {
 	}
 	out := &corev1.Pod{
 		TypeMeta:   pod.TypeMeta,
-		ObjectMeta: stripMeta(&pod.ObjectMeta, nil),
+		ObjectMeta: stripMeta(&pod.ObjectMeta, revisionLabels, nil),
 		Spec: corev1.PodSpec{
 			Containers:     StripContainers(pod.Spec.Containers),
 			InitContainers: StripContainers(pod.Spec.InitContainers),
@@ -87,19 +93,19 @@ func StripPod(obj any) (any, error) {
 // StripMetadata reduces owner metadata (metav1.PartialObjectMetadata) to identity, the controller owner
 // reference, the deletion timestamp, the revision labels (pod-template-hash, controller-revision-hash,
 // rollouts-pod-template-hash), the revision annotations (deployment.kubernetes.io/revision,
-// rollout.argoproj.io/revision) and metadata.github.com/ annotations: what resolving an owner and ordering the
-// ReplicaSets of a workload read.
+// rollout.argoproj.io/revision), metadata.github.com/ annotations and AnnotationIgnore: what resolving an
+// owner, deciding its scope and ordering the ReplicaSets of a workload read.
 func StripMetadata(obj any) (any, error) {
 	m, ok := obj.(*metav1.PartialObjectMetadata)
 	if !ok || m == nil {
 		return obj, nil
 	}
-	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: stripMeta(&m.ObjectMeta, revisionAnnotations)}, nil
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: stripMeta(&m.ObjectMeta, revisionLabels, revisionAnnotations)}, nil
 }
 
-// stripMeta keeps identity, the deletion timestamp, the controller owner reference, the revision labels, the
-// metadata.github.com/ annotations and the annotations named in keepAnnotations.
-func stripMeta(m *metav1.ObjectMeta, keepAnnotations []string) metav1.ObjectMeta {
+// stripMeta keeps identity, the deletion timestamp, the controller owner reference, the labels named in
+// keepLabels, the metadata.github.com/ annotations, AnnotationIgnore and the annotations named in keepAnnotations.
+func stripMeta(m *metav1.ObjectMeta, keepLabels, keepAnnotations []string) metav1.ObjectMeta {
 	out := metav1.ObjectMeta{
 		Name:              m.Name,
 		Namespace:         m.Namespace,
@@ -108,7 +114,7 @@ func stripMeta(m *metav1.ObjectMeta, keepAnnotations []string) metav1.ObjectMeta
 		CreationTimestamp: m.CreationTimestamp,
 		DeletionTimestamp: m.DeletionTimestamp,
 	}
-	for _, k := range revisionLabels {
+	for _, k := range keepLabels {
 		if v, ok := m.Labels[k]; ok {
 			if out.Labels == nil {
 				out.Labels = make(map[string]string, 1)
@@ -117,7 +123,7 @@ func stripMeta(m *metav1.ObjectMeta, keepAnnotations []string) metav1.ObjectMeta
 		}
 	}
 	for k, v := range m.Annotations {
-		if strings.HasPrefix(k, record.AnnotationPrefix) || slices.Contains(keepAnnotations, k) {
+		if strings.HasPrefix(k, record.AnnotationPrefix) || k == AnnotationIgnore || slices.Contains(keepAnnotations, k) {
 			if out.Annotations == nil {
 				out.Annotations = map[string]string{}
 			}
@@ -166,4 +172,51 @@ func Strip(obj any) (any, error) {
 		return StripMetadata(obj)
 	}
 	return obj, nil
+}
+
+// Keeping is Strip keeping the labels named in labelKeys too, on pods and owner metadata: the labels a workload
+// selector reads (see tracker.Scope). Without keys it is Strip. A cache using it must be built with
+// NewInformer. The setters of its Pods keep the revision labels only.
+func Keeping(labelKeys ...string) cache.TransformFunc {
+	if len(labelKeys) == 0 {
+		return Strip
+	}
+	keep := slices.Clone(revisionLabels)
+	extra := slices.Clone(labelKeys)
+	slices.Sort(extra) // a fixed order: the packed form of equal labels is equal
+	for _, k := range slices.Compact(extra) {
+		if !slices.Contains(keep, k) {
+			keep = append(keep, k)
+		}
+	}
+	return func(obj any) (any, error) {
+		switch o := obj.(type) {
+		case *corev1.Pod:
+			if o == nil {
+				return obj, nil
+			}
+			p := Compact(o)
+			p.labels = packLabels(o.Labels, keep)
+			return p, nil
+		case *metav1.PartialObjectMetadata:
+			if o == nil {
+				return obj, nil
+			}
+			return &metav1.PartialObjectMetadata{TypeMeta: o.TypeMeta, ObjectMeta: stripMeta(&o.ObjectMeta, keep, revisionAnnotations)}, nil
+		}
+		return obj, nil
+	}
+}
+
+// StripNamespace reduces Namespace metadata (metav1.PartialObjectMetadata) to its identity, deletion timestamp
+// and labels: what a namespace selector reads. It is the transform of the cache's Namespace informer.
+func StripNamespace(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok || m == nil {
+		return obj, nil
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Name: m.Name, UID: m.UID, ResourceVersion: m.ResourceVersion, CreationTimestamp: m.CreationTimestamp,
+		DeletionTimestamp: m.DeletionTimestamp, Labels: maps.Clone(m.Labels),
+	}}, nil
 }

@@ -385,6 +385,26 @@ func TestRBAC(t *testing.T) {
 			},
 		},
 		{
+			name: "ledger retention: delete of DeploymentRecords",
+			mutate: func(c *Config) {
+				c.AsServiceAccount = true
+				c.Tracker.LedgerRetention = 7 * 24 * time.Hour
+			},
+			deny:    func(r reviewed) bool { return r.Resource == "deploymentrecords" && r.Verb == "delete" },
+			want:    Fail,
+			wantMsg: []string{"may not: delete deploymentrecords.records.deployment-tracker.io (in deployment-tracker)"},
+		},
+		{
+			name: "ledger retention: all 48 allowed",
+			mutate: func(c *Config) {
+				c.AsServiceAccount = true
+				c.Tracker.LedgerRetention = 7 * 24 * time.Hour
+			},
+			deny:    none,
+			want:    Pass,
+			wantMsg: []string{"has all 48 permissions"},
+		},
+		{
 			name:    "may not reviewed",
 			mutate:  func(c *Config) { c.AsServiceAccount = true },
 			fail:    apierrors.NewForbidden(schema.GroupResource{Group: "authorization.k8s.io", Resource: "subjectaccessreviews"}, "", errors.New("no")),

@@ -61,8 +61,12 @@ func (c *Checker) permissions() []permission {
 	ps = append(ps, permission{"coordination.k8s.io", "leases", []string{"get", "list", "watch", "create", "update", "patch"}, leaseNS})
 	if ns := c.cfg.LedgerNamespace; ns != "" {
 		g := v1alpha1.GroupVersion.Group
+		records := []string{"get", "list", "create", "update"}
+		if c.cfg.Tracker.LedgerRetention > 0 {
+			records = append(records, "delete") // the retention of decommissioned records (-ledger-retention)
+		}
 		ps = append(ps,
-			permission{g, "deploymentrecords", []string{"get", "list", "create", "update"}, ns},
+			permission{g, "deploymentrecords", records, ns},
 			permission{g, "deploymentrecords/status", []string{"get", "update"}, ns},
 			permission{g, "rolloutrecords", []string{"get", "list", "create", "update", "delete"}, ns},
 			permission{g, "rolloutrecords/status", []string{"get", "update"}, ns},

@@ -149,3 +149,7 @@ func (c *child) stop(grace time.Duration) error {
 	<-c.done
 	return nil
 }
+
+// ChildProcAttr is the SysProcAttr for a process a test starts itself (a binary under test): its own process
+// group, and SIGKILLed by the kernel should the test binary die without stopping it.
+func ChildProcAttr() *syscall.SysProcAttr { return sysProcAttr() }

@@ -40,6 +40,13 @@ func (t *Tracker) Start(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	wctx, stop := context.WithCancel(ctx)
+	written := make(chan struct{})
+	defer func() { stop(); <-written }() // nothing is desired once Start has returned
+	go func() {
+		defer close(written)
+		t.writes.run(wctx, t.cfg.LedgerWriters)
+	}()
 	if t.cfg.WaitForCacheSync != nil && !t.cfg.WaitForCacheSync(ctx) {
 		if ctx.Err() != nil {
 			return nil
@@ -52,10 +59,20 @@ func (t *Tracker) Start(ctx context.Context) error {
 		}
 		return err
 	}
+	// What resume decided reaches the dispatcher before the tracker is ready, so that the first sync's bulk
+	// delivery holds all of it; a ledger that does not take writes for long delays readiness no further.
+	waitCtx, cancel := context.WithTimeout(ctx, resumeWritesWait)
+	if err := t.writes.wait(waitCtx); err != nil && ctx.Err() == nil {
+		t.cfg.Log.Info("Ledger writes of the resume still pending; ready all the same, they are retried", "waited", resumeWritesWait)
+	}
+	cancel()
 	t.readyOnce.Do(func() { close(t.ready) })
 	<-ctx.Done()
 	return nil
 }
+
+// resumeWritesWait bounds how long the tracker waits for the ledger writes of its resume before it is ready.
+const resumeWritesWait = time.Minute
 
 // Ready reports whether the tracker has resumed and reconciles.
 func (t *Tracker) Ready() bool {
@@ -92,12 +109,20 @@ func (t *Tracker) resume(ctx context.Context) error {
 	now := t.cfg.Now()
 	adopted := map[owner.Workload]bool{}
 	unsynced := 0
+	var foreign foreignRecords
 	for _, e := range entries {
 		// The ledger keeps only the digest and status the sink accepted, Have the rest from the spec: when a
 		// change of another field (tags) is not synced, Have equals Want, and seeding it would make the
 		// dispatcher drop the Desire below as already delivered.
 		if e.Have != nil && t.cfg.Seeder != nil && (e.Synced || !record.Equal(*e.Have, e.Want)) {
 			t.cfg.Seeder.Seed(*e.Have)
+		}
+		if t.resumeOutOfScope(ctx, e) { // left as it is (scope.go)
+			continue
+		}
+		if t.foreign(e) { // recorded under another identity (foreign.go)
+			t.retireForeign(e, &foreign)
+			continue
 		}
 		if !e.Synced {
 			unsynced++
@@ -113,6 +138,8 @@ func (t *Tracker) resume(ctx context.Context) error {
 		t.hold(e.Want.Key(), w, e.Meta.Container)
 		adopted[w] = true
 	}
+	t.logResumeScope(log)
+	foreign.log(log)
 
 	var pods corev1.PodList
 	if err := t.cfg.Reader.List(ctx, &pods); err != nil {
@@ -167,16 +194,48 @@ func (t *Tracker) state(w owner.Workload) *workloadState {
 	return ws
 }
 
-// put writes a decision to the ledger, if there is one.
-func (t *Tracker) put(ctx context.Context, r record.Record, w owner.Workload, container string, ps *podState, revision int64) error {
-	if t.cfg.Ledger == nil {
-		return nil
-	}
+// decision is r decided for workload w's container, by pod ps (nil: by no pod, a decommission or a record
+// desired again) at revision.
+func (t *Tracker) decision(r record.Record, w owner.Workload, container string, ps *podState, revision int64, now time.Time) decision {
 	m := ledger.Meta{Workload: toLedger(w), Container: container, Source: v1alpha1.SourceLedger, Revision: revision}
 	if ps != nil {
 		m.PodStarted, m.Source = ps.started, ps.source
 	}
-	return t.cfg.Ledger.Put(ctx, r, m)
+	return decision{rec: r, meta: m, workload: w, container: container, decided: now}
+}
+
+// decide hands d on: to the ledger writes, which desire it once written, or, without a ledger, to the Desirer.
+func (t *Tracker) decide(d decision) {
+	if t.writes == nil {
+		t.cfg.Desirer.Desire(d.rec, d.decided)
+		return
+	}
+	t.writes.add(d)
+}
+
+// olderRefused undoes decision d, which the ledger refused because it holds a newer one (a leader whose cache
+// lags the previous leader's decisions): the workload desires what it did before, and d is not tried again
+// until the decision changes. Nothing to undo when the workload decided again meanwhile.
+func (t *Tracker) olderRefused(d decision, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cfg.Metrics.OlderRefused.Inc()
+	t.cfg.Log.Info("not recording an older digest over a newer one", "workload", d.workload, "container", d.container, "error", err.Error())
+	ws := t.workloads[d.workload]
+	if ws == nil {
+		return
+	}
+	if cur, ok := ws.desired[d.container]; !ok || !record.Equal(cur, d.rec) {
+		return
+	}
+	ws.refused[d.container] = d.refusal
+	if d.prev != nil {
+		ws.desired[d.container], ws.revision[d.container] = *d.prev, d.prevRevision
+		return
+	}
+	delete(ws.desired, d.container)
+	delete(ws.revision, d.container)
+	t.release(d.rec.Key(), d.workload)
 }
 
 func toLedger(w owner.Workload) v1alpha1.Workload {

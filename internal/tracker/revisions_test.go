@@ -295,14 +295,19 @@ func (h *harness) step(t *testing.T, s tstep) {
 	if s.wantErr == nil && err != nil || s.wantErr != nil && !errors.Is(err, s.wantErr) {
 		t.Fatalf("Reconcile(%+v) error = %v, want %v", s.req, err, s.wantErr)
 	}
+	h.e.settle(t)
 	if diff := cmp.Diff(reconcile.Result{RequeueAfter: s.wantRequeue}, res); diff != "" {
 		t.Errorf("Reconcile() result mismatch (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(s.want, h.e.rec.take(), cmpopts.EquateEmpty()); diff != "" {
+	order := []cmp.Option{cmpopts.EquateEmpty()}
+	if h.ledger != nil {
+		order = append(order, sortRecords) // written, then desired, concurrently for different keys
+	}
+	if diff := cmp.Diff(s.want, h.e.rec.take(), order...); diff != "" {
 		t.Errorf("desired records mismatch (-want +got):\n%s", diff)
 	}
 	if h.ledger != nil {
-		if diff := cmp.Diff(s.wantPuts, h.ledger.takeCalls(), cmpopts.EquateEmpty()); diff != "" {
+		if diff := cmp.Diff(s.wantPuts, h.ledger.takeCalls(), sortPuts, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("ledger puts mismatch (-want +got):\n%s", diff)
 		}
 	}

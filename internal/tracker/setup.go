@@ -62,7 +62,7 @@ func (t *Tracker) SetupWithManager(mgr manager.Manager, skipNameValidation bool)
 		obj := &metav1.PartialObjectMetadata{}
 		obj.SetGroupVersionKind(gvk)
 		enqueue := func(q queue, m *metav1.PartialObjectMetadata) {
-			if !t.excluded[m.Namespace] {
+			if t.InScope(m.Namespace) {
 				q.Add(Request{Workload: owner.Workload{Group: gvk.Group, Kind: gvk.Kind, Namespace: m.Namespace, Name: m.Name}})
 			}
 		}
@@ -70,7 +70,7 @@ func (t *Tracker) SetupWithManager(mgr manager.Manager, skipNameValidation bool)
 			UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q queue) {
 				if e.ObjectOld.DeletionTimestamp == nil && e.ObjectNew.DeletionTimestamp != nil {
 					enqueue(q, e.ObjectNew)
-				} else if !t.excluded[e.ObjectNew.Namespace] && !maps.Equal(metadataAnnotations(e.ObjectOld), metadataAnnotations(e.ObjectNew)) {
+				} else if t.InScope(e.ObjectNew.Namespace) && !maps.Equal(metadataAnnotations(e.ObjectOld), metadataAnnotations(e.ObjectNew)) {
 					// The records carry the owners' metadata.github.com/ annotations: decide them again now,
 					// not at the workload's next pod event.
 					for _, w := range ownerWorkloads(gvk, e.ObjectNew) {
@@ -83,7 +83,7 @@ func (t *Tracker) SetupWithManager(mgr manager.Manager, skipNameValidation bool)
 			},
 		}))
 	}
-	return b.Complete(t)
+	return t.watchScope(b, c).Complete(t)
 }
 
 // metadataAnnotations are the annotations of m that records carry.
@@ -110,7 +110,7 @@ func ownerWorkloads(gvk schema.GroupVersionKind, m *metav1.PartialObjectMetadata
 }
 
 func (t *Tracker) enqueuePod(q queue, pod client.Object) {
-	if !t.excluded[pod.GetNamespace()] {
+	if t.InScope(pod.GetNamespace()) {
 		q.Add(Request{Pod: types.NamespacedName{Namespace: pod.GetNamespace(), Name: pod.GetName()}})
 	}
 }

@@ -28,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	"github.com/deployment-tracker/deployment-tracker/internal/ledger"
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
 	"github.com/deployment-tracker/deployment-tracker/internal/observation"
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
@@ -64,6 +63,8 @@ type Config struct {
 	LogicalEnvironment, PhysicalEnvironment, Cluster string
 	// ExcludeNamespaces are never tracked.
 	ExcludeNamespaces []string
+	// Scope narrows what is tracked further (scope.go): leaving it keeps the records as they are.
+	Scope Scope
 	// AdmissionBuffer is the capacity of the hand-off from the webhook (default 4096).
 	AdmissionBuffer int
 	// ResolveAttempts is how often an owner that is not in the cache is retried before the pod's direct
@@ -83,6 +84,12 @@ type Config struct {
 	Ledger Ledger
 	// Seeder learns from the ledger what the sink already holds (the dispatcher).
 	Seeder Seeder
+	// KeepForeignRecords leaves the ledger's deployed records under another identity (CLUSTER, an environment
+	// or DN_TEMPLATE changed) as they are at resume, instead of decommissioning them.
+	KeepForeignRecords bool
+	// LedgerWriters is how many ledger writes run at once (default DefaultLedgerWriters); writes of one record
+	// key run one at a time.
+	LedgerWriters int
 	// WaitForCacheSync waits for the informers before Start resumes (the manager's cache).
 	WaitForCacheSync func(ctx context.Context) bool
 	// Metrics receives the tracker's counters.
@@ -106,7 +113,9 @@ type Tracker struct {
 	cfg      Config
 	resolver *owner.Resolver
 	excluded map[string]bool
+	scope    scopeState
 	admitted chan event.TypedGenericEvent[observation.Admission]
+	writes   *ledgerWrites // nil without a ledger: decisions go straight to the Desirer
 
 	amu        sync.Mutex
 	admissions map[types.UID]observation.Admission // CREATE captures, until the pod is tracked or too old
@@ -197,6 +206,9 @@ func New(cfg Config) (*Tracker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.LedgerWriters <= 0 {
+		cfg.LedgerWriters = DefaultLedgerWriters
+	}
 	t := &Tracker{
 		cfg:        cfg,
 		resolver:   &owner.Resolver{Reader: cfg.Reader, APIReader: cfg.APIReader, Mapper: cfg.Mapper},
@@ -218,6 +230,8 @@ func New(cfg Config) (*Tracker, error) {
 	}
 	if cfg.Ledger == nil {
 		t.readyOnce.Do(func() { close(t.ready) }) // nothing to resume from
+	} else {
+		t.writes = newLedgerWrites(cfg.Ledger, cfg.Desirer, cfg.Metrics, cfg.Log.WithName("ledger"), cfg.Now, t.olderRefused)
 	}
 	for _, ns := range cfg.ExcludeNamespaces {
 		t.excluded[ns] = true
@@ -228,7 +242,7 @@ func New(cfg Config) (*Tracker, error) {
 // Observe hands an admission observation to the tracker without blocking; it reports false when the hand-off
 // buffer is full (the informer still sees the pod). It implements webhook.Observer.
 func (t *Tracker) Observe(a observation.Admission) bool {
-	if t.excluded[a.Namespace] {
+	if !t.InScope(a.Namespace) { // dropped cheaply; the webhook counts it ignored (webhook.Scoper)
 		return true
 	}
 	select {
@@ -346,8 +360,8 @@ func (t *Tracker) refresh(ctx context.Context, w owner.Workload, event *string) 
 }
 
 func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, event *string) error {
-	if t.excluded[nn.Namespace] {
-		return nil
+	if out, err := t.leftScope(ctx, nn); out || err != nil { // scope.go
+		return err
 	}
 	pod := &corev1.Pod{}
 	if err := t.cfg.Reader.Get(ctx, nn, pod); err != nil {
@@ -523,11 +537,13 @@ func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
 		md := record.MetadataFrom(t.cfg.Org, append([]map[string]string{b.pod.annotations}, ws.annotations...)...)
 		r.Tags, r.RuntimeRisks, r.GitHubRepository = md.Tags, md.RuntimeRisks, md.GitHubRepository
 		r.DeploymentName = t.cfg.Template.Render(record.Vars{Namespace: w.Namespace, DeploymentName: w.Name, ContainerName: name, Kind: w.Kind})
-		if prev, ok := ws.desired[name]; ok && record.Equal(prev, r) {
+		prev, decided := ws.desired[name]
+		if decided && record.Equal(prev, r) {
 			ws.revision[name] = max(ws.revision[name], revision)
 			continue
 		}
-		if ref, ok := ws.refused[name]; ok && ref == (refusal{digest: r.Digest, revision: revision, started: b.pod.started}) {
+		ref := refusal{digest: r.Digest, revision: revision, started: b.pod.started}
+		if refused, ok := ws.refused[name]; ok && refused == ref {
 			continue // refused as older already; tried again when the decision changes
 		}
 		if err := r.Validate(); err != nil {
@@ -538,28 +554,23 @@ func (t *Tracker) recompute(ctx context.Context, w owner.Workload) error {
 		if len(md.Skipped) > 0 {
 			t.cfg.Log.V(1).Info("annotations ignored", "workload", w, "container", name, "skipped", md.Skipped)
 		}
-		if err := t.put(ctx, r, w, name, b.pod, revision); err != nil {
-			if errors.Is(err, ledger.ErrOlder) {
-				ws.refused[name] = refusal{digest: r.Digest, revision: revision, started: b.pod.started}
-				t.cfg.Metrics.OlderRefused.Inc()
-				t.cfg.Log.Info("not recording an older digest over a newer one", "workload", w, "container", name, "error", err.Error())
-				continue
-			}
-			return err
+		d := t.decision(r, w, name, b.pod, revision, now)
+		d.refusal = ref
+		if decided {
+			d.prev, d.prevRevision = &prev, ws.revision[name]
 		}
+		// Taken now, written by the ledger writes; undone should the ledger refuse it as older.
 		delete(ws.refused, name)
 		ws.desired[name] = r
 		ws.revision[name] = revision
 		t.hold(r.Key(), w, name)
-		t.cfg.Desirer.Desire(r, now)
+		t.decide(d)
 	}
 	for _, name := range sortedKeys(ws.desired) {
 		// A container that a pod declares but has not started yet is about to run again (a Recreate
 		// rollout, a StatefulSet pod replaced, a pod still in its init containers): its record stays.
 		if _, ok := newest[name]; !ok && !waiting[name] {
-			if err := t.decommission(ctx, w, ws, name, now); err != nil {
-				return err
-			}
+			t.decommission(w, ws, name, now)
 		}
 	}
 	return nil
@@ -603,9 +614,7 @@ func (t *Tracker) lastPodGone(ctx context.Context, w owner.Workload, ws *workloa
 		return nil // scaled to zero: the workload still runs its containers when it scales up
 	}
 	for _, name := range sortedKeys(ws.desired) {
-		if err := t.decommission(ctx, w, ws, name, now); err != nil {
-			return err
-		}
+		t.decommission(w, ws, name, now)
 	}
 	delete(t.workloads, w)
 	t.reportPods(w, ws)
@@ -615,30 +624,25 @@ func (t *Tracker) lastPodGone(ctx context.Context, w owner.Workload, ws *workloa
 // decommission ends the record of w's container name. When another live workload holds the same key (two
 // workloads render the same deployment name), that one's record is desired again instead: a key is
 // decommissioned only when no live workload holds it.
-func (t *Tracker) decommission(ctx context.Context, w owner.Workload, ws *workloadState, name string, now time.Time) error {
+func (t *Tracker) decommission(w owner.Workload, ws *workloadState, name string, now time.Time) {
 	r := ws.desired[name]
 	k := r.Key()
 	if other, container, ok := t.otherHolder(k, w); ok {
 		if ows := t.workloads[other]; ows != nil {
 			if or, ok := ows.desired[container]; ok {
-				if err := t.put(ctx, or, other, container, nil, ows.revision[container]); err != nil && !errors.Is(err, ledger.ErrOlder) {
-					return err
-				}
-				t.cfg.Desirer.Desire(or, now)
+				d := t.decision(or, other, container, nil, ows.revision[container], now)
+				d.desireOlder = true
+				t.decide(d)
 			}
 		}
 	} else {
 		r.Status = record.StatusDecommissioned
-		if err := t.put(ctx, r, w, name, nil, 0); err != nil {
-			return err
-		}
-		t.cfg.Desirer.Desire(r, now)
+		t.decide(t.decision(r, w, name, nil, 0, now))
 	}
 	t.release(k, w)
 	delete(ws.desired, name)
 	delete(ws.revision, name)
 	delete(ws.refused, name)
-	return nil
 }
 
 // hold records that workload w's container holds key k, and counts a collision when another live workload

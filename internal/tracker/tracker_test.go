@@ -319,6 +319,19 @@ func newEnv(t *testing.T, configure func(*Config), objects ...client.Object) *en
 	return e
 }
 
+// settle waits until the tracker's ledger writes are done: a decision is desired once it is written.
+func (e *env) settle(t *testing.T) {
+	t.Helper()
+	if e.tracker.writes == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := e.tracker.writes.wait(ctx); err != nil {
+		t.Fatalf("the ledger writes did not settle: %v", err)
+	}
+}
+
 // get fails reads of a kind as an unavailable cache does, as often as failReads asked.
 func (e *env) get(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	gvk, err := apiutil.GVKForObject(obj, c.Scheme())

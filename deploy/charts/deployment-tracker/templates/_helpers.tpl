@@ -108,6 +108,7 @@ the webhook's namespaceSelector skips: the informer must not record them either.
 {{- end }}
 {{- $flags := list
   (list "leader-election-id" $v.leaderElection.id)
+  (list "ledger-retention" $v.ledger.retention)
   (list "rollout-history" $v.rollouts.history)
   (list "rollout-max-age" $v.rollouts.maxAge)
   (list "flux-discovery-interval" $v.flux.discoveryInterval)
