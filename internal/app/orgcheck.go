@@ -18,8 +18,8 @@ var _ dispatch.TargetChecker = (*github.Sink)(nil)
 //   - OnMisconfigured sets deptracker_sink_misconfigured{sink}: 1 while the sink's target does not exist (a wrong
 //     ORG, or a GitHub Enterprise Server BASE_URL without /api/v3), posting to it paused and every record kept;
 //     the dispatcher logs the error, naming ORG and BASE_URL, and the ledger shows the reason Misconfigured.
-//   - NotAttested reads, from the ledger, the artifacts GitHub answered had no attestation before a restart, so
-//     that they are not posted again before -unknown-artifact-ttl has passed.
+//   - NotAttested takes, from the tracker's read of the ledger at resume, the artifacts GitHub answered had no
+//     attestation before a restart, so that they are not posted again before -unknown-artifact-ttl has passed.
 func (a *App) guardNotFound(dc *dispatch.Config, led *ledger.Ledger) {
 	gauge := a.Metrics.SinkMisconfigured
 	gauge.WithLabelValues(dc.SinkName).Set(0)
@@ -31,13 +31,13 @@ func (a *App) guardNotFound(dc *dispatch.Config, led *ledger.Ledger) {
 		gauge.WithLabelValues(sinkName).Set(v)
 	}
 	if led != nil {
-		dc.NotAttested = func(ctx context.Context) ([]dispatch.NotAttested, error) { return notAttested(ctx, led) }
+		dc.NotAttested = func(ctx context.Context) ([]dispatch.NotAttested, error) { return a.notAttested(ctx) }
 	}
 }
 
-// notAttested lists the artifacts the ledger remembers as not attested, by key.
-func notAttested(ctx context.Context, led *ledger.Ledger) ([]dispatch.NotAttested, error) {
-	entries, err := led.List(ctx)
+// notAttested lists the artifacts the ledger remembers as not attested, by key, as the tracker read them.
+func (a *App) notAttested(ctx context.Context) ([]dispatch.NotAttested, error) {
+	entries, err := a.Tracker.NotAttested(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the artifacts without attestation: %w", err)
 	}

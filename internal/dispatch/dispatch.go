@@ -222,7 +222,11 @@ func (d *Dispatcher) Desire(r record.Record, observed time.Time) {
 	case record.StatusDecommissioned:
 		if !haveLast || last.Status != record.StatusDeployed {
 			d.mu.Unlock()
-			return // nothing was deployed under this key: nothing to decommission
+			// Nothing was deployed under this key (its record was never accepted: a 404, a 422): nothing to
+			// decommission, and the key is as its decommission asks — reported so, so that the ledger shows
+			// it synced and its retention ends it.
+			d.report(func(rep Reporter) { rep.Delivered(context.Background(), r) })
+			return
 		}
 		pend = append(pend, item{rec: r, since: observed})
 	default:

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
+	"github.com/deployment-tracker/deployment-tracker/internal/sink"
 )
 
 const mKeys = "deptracker_dispatch_keys"
@@ -165,5 +166,28 @@ func TestBulkKeepsDecommissions(t *testing.T) {
 	h.d.bulkDone()
 	if diff := cmp.Diff(emptyKeyState(), keyState(h.d)); diff != "" {
 		t.Errorf("per-key state after the bulk (-want +got):\n%s", diff)
+	}
+}
+
+// TestDecommissionOfUnacceptedKeyReported: a key whose deployed record the sink never accepted (a 422) is
+// decommissioned: nothing is posted, and the decommission is reported delivered, so that the ledger shows the
+// key synced and its retention ends it instead of keeping it forever.
+func TestDecommissionOfUnacceptedKeyReported(t *testing.T) {
+	rep := &fakeReporter{}
+	h := newHarness(t, Config{Workers: 1, BaseDelay: fastBase, MaxDelay: fastMax, Reporter: rep}, nil)
+	h.sink.fail(forKey("web"), &sink.PermanentError{StatusCode: 422, Message: "Validation Failed"})
+	h.start()
+	h.desire(dep("web", 1))
+	h.waitIdle()
+	gone := dep("web", 1)
+	gone.Status = record.StatusDecommissioned
+	h.desire(gone)
+	h.waitIdle()
+	if got := h.sink.posted(forKey("web")); len(got) != 1 {
+		t.Errorf("web posted %d times, want once (the rejected deployed record; nothing to decommission)", len(got))
+	}
+	reports := rep.all()["web"]
+	if n := len(reports); n == 0 || !reports[n-1].Delivered || reports[n-1].Rec.Status != record.StatusDecommissioned {
+		t.Errorf("reports of web %+v, want the decommission reported delivered last", reports)
 	}
 }

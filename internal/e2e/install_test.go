@@ -131,7 +131,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 			return sa.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "x"}})
 		}},
 		{"list configmaps", func() error { return sa.List(ctx, &corev1.ConfigMapList{}) }},
-		{"list namespaces (get only: no informer)", func() error { return sa.List(ctx, &corev1.NamespaceList{}) }},
+		{"delete a namespace (list and watch only, for -namespace-selector)", func() error {
+			return sa.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		}},
 		{"update a namespace", func() error {
 			return sa.Update(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 		}},

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -86,5 +87,28 @@ func TestResumeForeign(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNotAttestedFromResume: the entries that remember an artifact without attestation are handed to the
+// dispatcher from the resume's one read of the ledger, once.
+func TestNotAttestedFromResume(t *testing.T) {
+	na := syncedEntry(webMigrate, 0)
+	na.NotAttested = &ledger.NotAttested{Name: webMigrate.Name, Digest: webMigrate.Digest, Until: now.Add(time.Hour), Message: "no artifacts found"}
+	led := newFakeLedger(syncedEntry(webApp1, 0), na)
+	e := newEnv(t, withLedger(led, &seeder{}))
+	startResumed(t, e)
+	got, err := e.tracker.NotAttested(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].NotAttested == nil || got[0].Want.DeploymentName != webMigrate.DeploymentName {
+		t.Errorf("NotAttested() = %+v, want the entry of %s", got, webMigrate.DeploymentName)
+	}
+	if again, _ := e.tracker.NotAttested(t.Context()); len(again) != 0 {
+		t.Errorf("NotAttested() again = %d entries, want none: handed out once", len(again))
+	}
+	if n := led.listCalls(); n != 1 {
+		t.Errorf("the ledger was read %d times, want once", n)
 	}
 }

@@ -106,6 +106,12 @@ func (t *Tracker) resume(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.firstSync = len(entries) == 0
+	t.notAttested = nil
+	for _, e := range entries {
+		if e.NotAttested != nil {
+			t.notAttested = append(t.notAttested, e)
+		}
+	}
 	now := t.cfg.Now()
 	adopted := map[owner.Workload]bool{}
 	unsynced := 0
@@ -244,6 +250,22 @@ func toLedger(w owner.Workload) v1alpha1.Workload {
 
 func fromLedger(w v1alpha1.Workload) owner.Workload {
 	return owner.Workload{Group: w.Group, Kind: w.Kind, Namespace: w.Namespace, Name: w.Name}
+}
+
+// NotAttested returns, once the tracker has resumed, the ledger's entries that remember an artifact the sink
+// said had no attestation: the dispatcher loads them into its negative cache from the tracker's one read of the
+// ledger, instead of reading it again. They are handed out once.
+func (t *Tracker) NotAttested(ctx context.Context) ([]ledger.Entry, error) {
+	select {
+	case <-t.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := t.notAttested
+	t.notAttested = nil
+	return out, nil
 }
 
 // FirstSync waits until the tracker has resumed (it leads, and every live pod has been decided) and reports

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/deployment-tracker/deployment-tracker/internal/ledger"
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
 	"github.com/deployment-tracker/deployment-tracker/internal/observation"
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
@@ -122,8 +123,11 @@ type Tracker struct {
 
 	ready     chan struct{} // closed once resumed from the ledger; Reconcile waits for it
 	readyOnce sync.Once
-	firstSync bool                                         // the ledger was empty at Start: the first sync of this cluster
-	retry     chan event.TypedGenericEvent[owner.Workload] // workloads resume could not decide, for the controller
+	firstSync bool // the ledger was empty at Start: the first sync of this cluster
+	// notAttested are the ledger's entries read at resume that remember an artifact without attestation,
+	// until the dispatcher takes them (NotAttested).
+	notAttested []ledger.Entry
+	retry       chan event.TypedGenericEvent[owner.Workload] // workloads resume could not decide, for the controller
 
 	mu        sync.Mutex
 	workloads map[owner.Workload]*workloadState

@@ -95,6 +95,9 @@ the webhook's namespaceSelector skips: the informer must not record them either.
 {{- if $v.telemetry.insecure }}
 {{- $args = append $args "-telemetry-insecure=true" }}
 {{- end }}
+{{- if $v.ledger.keepForeignRecords }}
+{{- $args = append $args "-keep-foreign-records=true" }}
+{{- end }}
 {{- if not $v.deliveryMetrics.enabled }}
 {{- $args = append $args "-delivery-metrics=false" }}
 {{- end }}
@@ -109,6 +112,8 @@ the webhook's namespaceSelector skips: the informer must not record them either.
 {{- $flags := list
   (list "leader-election-id" $v.leaderElection.id)
   (list "ledger-retention" $v.ledger.retention)
+  (list "namespace-selector" $v.namespaceSelector)
+  (list "workload-selector" $v.workloadSelector)
   (list "rollout-history" $v.rollouts.history)
   (list "rollout-max-age" $v.rollouts.maxAge)
   (list "flux-discovery-interval" $v.flux.discoveryInterval)
