@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -78,6 +79,9 @@ type Ledger struct {
 
 	// pageSize is how many objects one LIST returns at most (0: defaultPageSize); tests make it small.
 	pageSize int
+
+	mu    sync.Mutex
+	known map[string]bool // object names the ledger holds, as far as this process knows (Put creates others first)
 }
 
 func (l *Ledger) now() time.Time {
@@ -110,16 +114,32 @@ var ErrOlder = errors.New("the ledger holds a record decided by a newer revision
 // replace it.
 func (l *Ledger) Put(ctx context.Context, r record.Record, m Meta) error {
 	name := types.NamespacedName{Namespace: l.Namespace, Name: Name(r.Key())}
+	// A key the ledger is not known to hold (not listed, not written by this process) is created at once: one
+	// call for each new workload container of a burst, instead of a read and then a create.
+	createFirst := !l.knows(name.Name)
 	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		var dr v1alpha1.DeploymentRecord
-		err := l.Reader.Get(ctx, name, &dr)
-		if apierrors.IsNotFound(err) {
+		create := func() error {
 			dr = v1alpha1.DeploymentRecord{ObjectMeta: metav1.ObjectMeta{Namespace: name.Namespace, Name: name.Name}}
 			dr.Spec = spec(r, m, l.now(), nil)
-			if err := l.Client.Create(ctx, &dr); err != nil {
+			err := l.Client.Create(ctx, &dr)
+			if apierrors.IsAlreadyExists(err) {
+				// Written meanwhile (another leader, the previous one's last write): read it, as after a conflict.
+				return apierrors.NewConflict(v1alpha1.GroupVersion.WithResource("deploymentrecords").GroupResource(), name.Name, err)
+			}
+			if err != nil {
 				return fmt.Errorf("creating ledger record %s: %w", name.Name, err)
 			}
+			l.learn(name.Name, true)
 			return nil
+		}
+		if createFirst {
+			createFirst = false
+			return create()
+		}
+		err := l.Reader.Get(ctx, name, &dr)
+		if apierrors.IsNotFound(err) {
+			return create()
 		}
 		if err != nil {
 			return fmt.Errorf("reading ledger record %s: %w", name.Name, err)
@@ -141,8 +161,31 @@ func (l *Ledger) Put(ctx context.Context, r record.Record, m Meta) error {
 		if err != nil {
 			return fmt.Errorf("updating ledger record %s: %w", name.Name, err)
 		}
+		l.learn(name.Name, true)
 		return l.refreshSynced(ctx, &dr)
 	})
+}
+
+// knows reports whether the ledger is known to hold the object name: listed, or written by this process, and
+// not deleted by its retention since. Only a hint: Put reads when it is wrong either way.
+func (l *Ledger) knows(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.known[name]
+}
+
+// learn records whether the ledger holds the object name.
+func (l *Ledger) learn(name string, held bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !held {
+		delete(l.known, name)
+		return
+	}
+	if l.known == nil {
+		l.known = map[string]bool{}
+	}
+	l.known[name] = true
 }
 
 // older returns an ErrOlder error when r, decided with m, is older than the current spec cur.
@@ -271,6 +314,7 @@ func (l *Ledger) List(ctx context.Context) ([]Entry, error) {
 	err := listPages(ctx, l, func(list *v1alpha1.DeploymentRecordList) error {
 		for i := range list.Items {
 			out = append(out, l.entryOf(&list.Items[i]))
+			l.learn(list.Items[i].Name, true)
 		}
 		return nil
 	})

@@ -541,11 +541,13 @@ func TestPutErrors(t *testing.T) {
 		want    *v1alpha1.DeploymentRecordSpec // nil: no object
 	}{
 		{
-			name: "read fails: wrapped, not written",
-			fail: map[string][]error{"get": {errDown}},
+			name:   "read fails: wrapped, not written",
+			before: []op{put(t1, recA, decidedBy(0, v1alpha1.SourceWebhook))},
+			fail:   map[string][]error{"get": {errDown}},
 			wantErr: func(err error) bool {
 				return errors.Is(err, errDown) && strings.Contains(err.Error(), "reading ledger record")
 			},
+			want: new(wantSpec(recA, decidedBy(0, v1alpha1.SourceWebhook), t1)),
 		},
 		{
 			name: "create fails: wrapped",
@@ -1133,5 +1135,39 @@ func TestName(t *testing.T) {
 	// The names of existing ledgers depend on the scheme: changing it orphans every record.
 	if got, want := Name(recA.Key()), "dr-11a69413a764e2d69fc9172e"; got != want {
 		t.Errorf("Name(%+v) = %s, want %s", recA.Key(), got, want)
+	}
+}
+
+// TestPutCreatesFirst: a key the ledger is not known to hold is created without a read; one it lists, or one
+// written by another process meanwhile, is read and updated.
+func TestPutCreatesFirst(t *testing.T) {
+	errDown := errors.New("connection refused")
+	s := newAPIServer(t, true)
+	c := &clock{at: t1}
+	l := newLedger(s, c)
+	s.failNext("get", errDown) // a read would fail the write
+	if err := l.Put(t.Context(), recA, decidedBy(0, v1alpha1.SourceWebhook)); err != nil {
+		t.Fatalf("Put() of a new key = %v, want it created without a read", err)
+	}
+	var dr v1alpha1.DeploymentRecord
+	if err := s.Get(t.Context(), types.NamespacedName{Namespace: namespace, Name: Name(recA.Key())}, &dr); !errors.Is(err, errDown) {
+		t.Fatalf("the failing read is still due: %v, want it unused by Put", err)
+	}
+	// Another process's ledger object: this one does not know it, creates, is told it exists, reads, updates.
+	other := newLedger(s, c)
+	if err := other.Put(t.Context(), recB, decidedBy(5*time.Minute, v1alpha1.SourceInformer)); err != nil {
+		t.Fatalf("Put() of a key written elsewhere = %v", err)
+	}
+	if got := get(t, s, recB).Spec.Digest; got != recB.Digest {
+		t.Errorf("digest %s, want %s", got, recB.Digest)
+	}
+	// Listed: known, read before it is written.
+	fresh := newLedger(s, c)
+	if _, err := fresh.List(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.failNext("get", errDown)
+	if err := fresh.Put(t.Context(), recA, decidedBy(10*time.Minute, v1alpha1.SourceInformer)); !errors.Is(err, errDown) {
+		t.Errorf("Put() of a listed key = %v, want the read's error", err)
 	}
 }

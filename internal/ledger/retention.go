@@ -132,8 +132,9 @@ func (l *Ledger) PruneRecords(ctx context.Context, maxAge time.Duration) (kept, 
 			switch {
 			case err == nil:
 				deleted++
+				l.learn(dr.Name, false)
 			case apierrors.IsNotFound(err):
-				// Gone already.
+				l.learn(dr.Name, false) // gone already
 			case apierrors.IsConflict(err):
 				kept++ // written since the listing: the next pass decides again
 			default:
