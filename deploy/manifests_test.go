@@ -1340,7 +1340,7 @@ func checkDeploymentShape(b *bundle) error {
 	}{
 		{"requests.cpu", res.Requests[corev1.ResourceCPU], res.Requests != nil, "50m"},
 		{"requests.memory", res.Requests[corev1.ResourceMemory], res.Requests != nil, "128Mi"},
-		{"limits.memory", res.Limits[corev1.ResourceMemory], res.Limits != nil, "768Mi"},
+		{"limits.memory", res.Limits[corev1.ResourceMemory], res.Limits != nil, "512Mi"},
 	} {
 		if !q.ok || q.got.Cmp(resource.MustParse(q.want)) != 0 {
 			bad("resources.%s %s, want %s", q.what, q.got.String(), q.want)

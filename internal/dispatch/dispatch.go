@@ -28,6 +28,7 @@ import (
 	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
 	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/controller/priorityqueue"
 
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
@@ -105,7 +106,7 @@ type Reporter interface {
 // them to the sink. Desire is safe to call from any goroutine and never blocks on I/O.
 type Dispatcher struct {
 	cfg   Config
-	queue workqueue.TypedRateLimitingInterface[record.Key]
+	queue *keyQueue
 	// sleep waits for d on the clock of cfg.Now, or until ctx ends; after queues k again in d on that clock
 	// (a key waiting for a sink that refuses the credentials). Tests replace both with a fake clock's.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -162,9 +163,10 @@ func New(cfg Config) (*Dispatcher, error) {
 	credentialsDefaults(&cfg.CredentialsBaseDelay, &cfg.CredentialsMaxDelay)
 	d := &Dispatcher{
 		cfg: cfg,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[record.Key](cfg.BaseDelay, cfg.MaxDelay),
-			workqueue.TypedRateLimitingQueueConfig[record.Key]{Name: "deployment_records"}),
+		// controller-runtime's priority queue: client-go's rate-limited workqueue, with priorities (Desire).
+		queue: &keyQueue{PriorityQueue: priorityqueue.New("deployment_records", func(o *priorityqueue.Opts[record.Key]) {
+			o.RateLimiter = workqueue.NewTypedItemExponentialFailureRateLimiter[record.Key](cfg.BaseDelay, cfg.MaxDelay)
+		})},
 		sleep:     sleep,
 		jitter:    jitterDown,
 		creds:     credentialsObserver{metrics: cfg.Metrics, log: cfg.Log, on: cfg.OnCredentials},
@@ -190,6 +192,33 @@ func New(cfg Config) (*Dispatcher, error) {
 // deployed one, so that a short-lived workload is still recorded as deployed and then decommissioned.
 // observed is when the transition happened (for the latency metric).
 func (d *Dispatcher) Desire(r record.Record, observed time.Time) {
+	d.desire(r, observed, priorityNormal)
+}
+
+// DesireEphemeral is Desire for a record of an ephemeral workload (a bare pod, a Job of no CronJob: CI runners,
+// ad-hoc Jobs): its key waits behind the keys of other workloads, so that churn never delays their records
+// while posting is paced.
+func (d *Dispatcher) DesireEphemeral(r record.Record, observed time.Time) {
+	d.desire(r, observed, priorityEphemeral)
+}
+
+// keyQueue is the dispatcher's queue of record keys: controller-runtime's priority queue, which may be shut
+// down once only, shut down as often as the drain and a test ask.
+type keyQueue struct {
+	priorityqueue.PriorityQueue[record.Key]
+	once sync.Once
+}
+
+func (q *keyQueue) ShutDown() { q.once.Do(q.PriorityQueue.ShutDown) }
+
+// Queue priorities: a key of an ephemeral workload is queued below the others. Retries are queued at the
+// normal priority.
+const (
+	priorityNormal    = 0
+	priorityEphemeral = -1
+)
+
+func (d *Dispatcher) desire(r record.Record, observed time.Time, priority int) {
 	k := r.Key()
 	d.mu.Lock()
 	if p, ok := d.parked[k]; ok {
@@ -237,7 +266,7 @@ func (d *Dispatcher) Desire(r record.Record, observed time.Time) {
 	_, held := d.held[k]
 	d.mu.Unlock()
 	if len(pend) > 0 && !held {
-		d.queue.Add(k)
+		d.queue.AddWithOpts(priorityqueue.AddOpts{Priority: &priority}, k)
 	}
 }
 

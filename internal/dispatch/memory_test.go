@@ -40,7 +40,7 @@ func emptyKeyState() map[string]int {
 // and one-off bare pods are under names that never come back, leave nothing in the dispatcher's memory once
 // their decommissions are delivered, and each got both records at the sink.
 func TestChurnForgetsKeys(t *testing.T) {
-	const keys = 10000
+	const keys = 2000
 	tests := []struct {
 		name string
 		// together desires the decommission right after the deployed record, before the deployed record is

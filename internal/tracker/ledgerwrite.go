@@ -36,6 +36,27 @@ type decision struct {
 	desireOlder bool
 }
 
+// EphemeralDesirer is a Desirer that can queue the records of ephemeral workloads behind the others (the
+// dispatcher), so that churn never delays the records of long-lived workloads.
+type EphemeralDesirer interface {
+	DesireEphemeral(r record.Record, observed time.Time)
+}
+
+// ephemeral reports whether w is a workload with a unique name that comes and goes: a bare pod, or a Job that
+// no CronJob owns (its pods' workload would be the CronJob).
+func ephemeral(w owner.Workload) bool {
+	return (w.Group == "" && w.Kind == "Pod") || (w.Group == "batch" && w.Kind == "Job")
+}
+
+// desireDecision hands d's record to desirer, behind the others when its workload is ephemeral.
+func desireDecision(desirer Desirer, d decision) {
+	if e, ok := desirer.(EphemeralDesirer); ok && ephemeral(d.workload) {
+		e.DesireEphemeral(d.rec, d.decided)
+		return
+	}
+	desirer.Desire(d.rec, d.decided)
+}
+
 // ledgerWrites writes the tracker's decisions to the ledger outside the tracker's lock, so that a burst is
 // recorded at the rate of the API server, not of one write after the other: writes of different keys run
 // concurrently, those of one key one at a time and coalesced (a decision not written yet is replaced by a
@@ -126,7 +147,7 @@ func (w *ledgerWrites) next(ctx context.Context) bool {
 	case err == nil || (older && d.desireOlder):
 		w.queue.Forget(k)
 		w.metrics.LedgerWriteSeconds.Observe(w.now().Sub(d.decided).Seconds())
-		w.desirer.Desire(d.rec, d.decided)
+		desireDecision(w.desirer, d)
 	case older:
 		w.queue.Forget(k)
 		w.refused(d, err)

@@ -248,3 +248,44 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// ephemeralRecorder records which way records are desired.
+type ephemeralRecorder struct {
+	mu               sync.Mutex
+	normal, ephemera []string
+}
+
+func (r *ephemeralRecorder) Desire(rec record.Record, _ time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.normal = append(r.normal, rec.DeploymentName)
+}
+
+func (r *ephemeralRecorder) DesireEphemeral(rec record.Record, _ time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ephemera = append(r.ephemera, rec.DeploymentName)
+}
+
+// TestEphemeralWorkloadsDesiredBehind: the records of bare pods and of Jobs no CronJob owns are handed on as
+// ephemeral, so that the dispatcher queues them behind those of other workloads.
+func TestEphemeralWorkloadsDesiredBehind(t *testing.T) {
+	rec := &ephemeralRecorder{}
+	for _, w := range []owner.Workload{
+		{Kind: "Pod", Namespace: ns, Name: "runner-x1"},
+		{Group: "batch", Kind: "Job", Namespace: ns, Name: "adhoc-1"},
+		{Group: "batch", Kind: "CronJob", Namespace: ns, Name: "nightly"},
+		{Group: "apps", Kind: "Deployment", Namespace: ns, Name: "web"},
+		{Group: "example.com", Kind: "Pod", Namespace: ns, Name: "custom"},
+	} {
+		d := writeOf(ns+"/"+w.Name+"/app", "1")
+		d.workload = w
+		desireDecision(rec, d)
+	}
+	if got, want := fmt.Sprint(rec.ephemera), "[shop/runner-x1/app shop/adhoc-1/app]"; got != want {
+		t.Errorf("ephemeral %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprint(rec.normal), "[shop/nightly/app shop/web/app shop/custom/app]"; got != want {
+		t.Errorf("normal %s, want %s", got, want)
+	}
+}

@@ -213,7 +213,7 @@ func (t *Tracker) decision(r record.Record, w owner.Workload, container string, 
 // decide hands d on: to the ledger writes, which desire it once written, or, without a ledger, to the Desirer.
 func (t *Tracker) decide(d decision) {
 	if t.writes == nil {
-		t.cfg.Desirer.Desire(d.rec, d.decided)
+		desireDecision(t.cfg.Desirer, d)
 		return
 	}
 	t.writes.add(d)
