@@ -3,13 +3,12 @@ package tracker
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/util/workqueue"
 
+	"github.com/deployment-tracker/deployment-tracker/internal/keyed"
 	"github.com/deployment-tracker/deployment-tracker/internal/ledger"
 	"github.com/deployment-tracker/deployment-tracker/internal/metrics"
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
@@ -71,130 +70,51 @@ type ledgerWrites struct {
 	now     func() time.Time
 	// refused is told of a decision the ledger refused as older (ledger.ErrOlder).
 	refused func(d decision, err error)
-	queue   workqueue.TypedRateLimitingInterface[record.Key]
-
-	mu       sync.Mutex
-	pending  map[record.Key]decision // the newest decision of each key that is not being written
-	inflight map[record.Key]bool     // keys being written
-	waiters  []chan struct{}         // closed once nothing is pending or in flight
+	writes  *keyed.Writes[record.Key, decision]
 }
 
 func newLedgerWrites(l Ledger, d Desirer, m *metrics.Metrics, log logr.Logger, now func() time.Time,
 	refused func(decision, error)) *ledgerWrites {
-	return &ledgerWrites{
-		ledger: l, desirer: d, metrics: m, log: log, now: now, refused: refused,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[record.Key](50*time.Millisecond, 30*time.Second),
-			workqueue.TypedRateLimitingQueueConfig[record.Key]{Name: "ledger-writes"}),
-		pending: map[record.Key]decision{}, inflight: map[record.Key]bool{},
-	}
+	w := &ledgerWrites{ledger: l, desirer: d, metrics: m, log: log, now: now, refused: refused}
+	newest := func(_, next decision) decision { return next }
+	w.writes = keyed.New("ledger-writes", newest, w.write, func(n int) { m.LedgerWritesPending.Set(float64(n)) })
+	return w
 }
 
 // add queues d, replacing the decision of its key that is not being written yet.
-func (w *ledgerWrites) add(d decision) {
-	k := d.rec.Key()
-	w.mu.Lock()
-	w.pending[k] = d
-	w.metrics.LedgerWritesPending.Set(float64(len(w.pending) + len(w.inflight)))
-	w.mu.Unlock()
-	w.queue.Add(k)
-}
+func (w *ledgerWrites) add(d decision) { w.writes.Add(d.rec.Key(), d) }
 
 // run writes with n workers until ctx is done. Decisions not written by then are left to the next leader,
 // which decides them again from the pods and the ledger.
-func (w *ledgerWrites) run(ctx context.Context, n int) {
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			for w.next(ctx) {
-			}
-		})
-	}
-	<-ctx.Done()
-	w.queue.ShutDown()
-	wg.Wait()
-}
+func (w *ledgerWrites) run(ctx context.Context, n int) { w.writes.Run(ctx, n) }
 
-// next writes the newest decision of the next key; false once the queue is shut down.
-func (w *ledgerWrites) next(ctx context.Context) bool {
-	k, shutdown := w.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer w.queue.Done(k)
-	w.mu.Lock()
-	d, ok := w.pending[k]
-	if ok {
-		delete(w.pending, k)
-		w.inflight[k] = true
-	}
-	w.mu.Unlock()
-	if !ok {
-		return true // written already, with a newer decision that arrived while it waited
-	}
+// wait returns once every decision queued so far, and any queued meanwhile, is written (or refused), or when
+// ctx is done.
+func (w *ledgerWrites) wait(ctx context.Context) error { return w.writes.Wait(ctx) }
+
+// write writes decision d and hands on the outcome; it reports whether to write d again.
+func (w *ledgerWrites) write(ctx context.Context, _ record.Key, d decision) bool {
 	err := w.ledger.Put(ctx, d.rec, d.meta)
 	older := errors.Is(err, ledger.ErrOlder)
 	// The API server refusing the object itself is final; the tracker validates records first, so this is a
 	// defect to see in the log, not a write to repeat every 30 s.
 	invalid := apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)
-	retry := err != nil && !older && !invalid && ctx.Err() == nil
-	// The outcome is handed on while the key still counts as in flight, so that wait returns after it.
 	switch {
-	case retry:
+	case err != nil && !older && !invalid:
+		if ctx.Err() != nil {
+			return false // the tracker stops leading: left to the next leader
+		}
 		w.metrics.LedgerWriteFailures.Inc()
 		w.log.Error(err, "Cannot write a decision to the ledger; retrying", "deploymentName", d.rec.DeploymentName, "workload", d.workload)
-		w.queue.AddRateLimited(k)
+		return true
 	case err == nil || (older && d.desireOlder):
-		w.queue.Forget(k)
 		w.metrics.LedgerWriteSeconds.Observe(w.now().Sub(d.decided).Seconds())
 		desireDecision(w.desirer, d)
 	case older:
-		w.queue.Forget(k)
 		w.refused(d, err)
 	case invalid:
-		w.queue.Forget(k)
 		w.metrics.LedgerWriteFailures.Inc()
 		w.log.Error(err, "The API server refuses this ledger record; not recorded", "deploymentName", d.rec.DeploymentName, "workload", d.workload)
 	}
-	w.mu.Lock()
-	delete(w.inflight, k)
-	if _, newer := w.pending[k]; retry && !newer {
-		w.pending[k] = d
-	}
-	w.metrics.LedgerWritesPending.Set(float64(len(w.pending) + len(w.inflight)))
-	w.mu.Unlock()
-	w.notifyIdle()
-	return true
-}
-
-// notifyIdle wakes the waiters once nothing is pending or in flight.
-func (w *ledgerWrites) notifyIdle() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.pending) > 0 || len(w.inflight) > 0 {
-		return
-	}
-	for _, c := range w.waiters {
-		close(c)
-	}
-	w.waiters = nil
-}
-
-// wait returns once every decision queued so far, and any queued meanwhile, is written (or refused), or when
-// ctx is done.
-func (w *ledgerWrites) wait(ctx context.Context) error {
-	w.mu.Lock()
-	if len(w.pending) == 0 && len(w.inflight) == 0 {
-		w.mu.Unlock()
-		return nil
-	}
-	c := make(chan struct{})
-	w.waiters = append(w.waiters, c)
-	w.mu.Unlock()
-	select {
-	case <-c:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return false
 }
