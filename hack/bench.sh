@@ -90,6 +90,25 @@ admission_row() {
   echo "| $1 | $admission_pods | $(num "$(value $b "$1-p50-ms")" %.1f) | $(num "$(value $b "$1-p99-ms")" %.1f) | $(num "$(value $b "$1-max-ms")" %.1f) | $(num "$(value $b "$1-pods/s")" %.0f) |"
 }
 
+# admission_cpu_rows prints the CPU time per pod created of each process, webhook on, off, and the difference.
+admission_cpu_rows() {
+  local b=BenchmarkAdmission procs="kube-apiserver etcd e2e.test kube-controller kube-scheduler kwok total" p row on off
+  for row in on off diff; do
+    local line="| $row"
+    [[ $row == diff ]] && line="| on − off"
+    for p in $procs; do
+      on=$(value $b "on-cpu-$p-ms/pod")
+      off=$(value $b "off-cpu-$p-ms/pod")
+      case $row in
+        on) line+=" | $(num "$on" %.2f)" ;;
+        off) line+=" | $(num "$off" %.2f)" ;;
+        diff) line+=" | $(awk -v a="$on" -v b="$off" 'BEGIN { if (a == "" || b == "") print "n/a"; else printf "%+.2f\n", a - b }')" ;;
+      esac
+    done
+    echo "$line |"
+  done
+}
+
 memory_rows() {
   local pods strip none b
   for pods in ${memory_pods//,/ }; do
@@ -278,6 +297,15 @@ Overhead of the webhook (on ÷ off): **p50 ×$(num "$(value BenchmarkAdmission p
 95 % bootstrap confidence intervals: p50 ×$(num "$(value BenchmarkAdmission p50-ratio-ci-lo)" %.2f)–×$(num "$(value BenchmarkAdmission p50-ratio-ci-hi)" %.2f),
 p99 ×$(num "$(value BenchmarkAdmission p99-ratio-ci-lo)" %.2f)–×$(num "$(value BenchmarkAdmission p99-ratio-ci-hi)" %.2f); the per-round p50 ratios range
 from ×$(num "$(value BenchmarkAdmission round-p50-ratio-min)" %.2f) to ×$(num "$(value BenchmarkAdmission round-p50-ratio-max)" %.2f) (goal: below ×1.05 at p50 and p99).
+
+CPU time used per pod created, by process (ms; utime + stime from /proc/PID/stat over each configuration's
+rounds). e2e.test is the suite's tracker (whose webhook answers the reviews) and the benchmark's clients. The
+clients keep the 2 cores busy, so the latency ratio above follows the ratio of the totals: the webhook's cost is
+the API server's call to it (encoding the review, TLS, waiting) plus the webhook's serving, on the same cores.
+
+| Webhook | kube-apiserver | etcd | e2e.test | kube-controller-manager | kube-scheduler | kwok | total |
+|---|---:|---:|---:|---:|---:|---:|---:|
+$(admission_cpu_rows)
 
 ## 3. Informer memory
 

@@ -199,7 +199,7 @@ func decode(raw []byte) (observation.Admission, error) {
 		return observation.Admission{}, errors.New("no object in request")
 	}
 	var p podView
-	if err := json.Unmarshal(raw, &p); err != nil {
+	if err := unmarshal(raw, &p); err != nil {
 		return observation.Admission{}, fmt.Errorf("decode pod: %w", err)
 	}
 	return observe(&p)
@@ -424,7 +424,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	err := s.read(w, r, body)
 	if h, ok := s.Handler.(*Handler); ok && err == nil {
 		var review reviewView
-		if json.Unmarshal(body.Bytes(), &review) == nil && supported(review.APIVersion, review.Kind) && review.Request != nil {
+		if unmarshal(body.Bytes(), &review) == nil && supported(review.APIVersion, review.Kind) && review.Request != nil {
 			req := &review.Request.AdmissionRequest
 			s.answer(ctx, w, req.UID, h.handle(handlerContext(ctx), req, review.Request))
 			return

@@ -835,7 +835,7 @@ func (discardObserver) Observe(observation.Admission) bool { return true }
 
 // benchRequests are the admission requests of benchPod: CREATE (without status, as the API server sends it)
 // and DELETE (with status, in oldObject).
-func benchRequests(b *testing.B) map[string]admissionv1.AdmissionRequest {
+func benchRequests(b testing.TB) map[string]admissionv1.AdmissionRequest {
 	b.Helper()
 	fresh := benchPod()
 	fresh.Status, fresh.ResourceVersion, fresh.Spec.NodeName = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: corev1.PodQOSBurstable}, "", ""

@@ -171,6 +171,7 @@ func newManager(c *cfgpkg.Config, o Options, log logr.Logger) (manager.Manager, 
 		Cache:                         cacheOptions(c),
 		Metrics:                       metricsserver.Options{BindAddress: c.MetricsBindAddress},
 		HealthProbeBindAddress:        c.HealthProbeAddr,
+		PprofBindAddress:              c.PprofBindAddress,
 		LeaderElection:                c.LeaderElect,
 		LeaderElectionID:              c.LeaderElectionID,
 		LeaderElectionNamespace:       c.LeaderElectionNamespace,
@@ -222,8 +223,9 @@ func restConfig(c *cfgpkg.Config, o Options) (*rest.Config, error) {
 // NewInformer lets the cache read compact pods as pods), workloads and ControllerRevisions trimmed by
 // rollout.Transform, within the configured namespaces.
 func cacheOptions(c *cfgpkg.Config) cache.Options {
-	// The trim keeps the Slack sink's team label on workloads, when one is configured.
-	var keepLabels []string
+	// The trim keeps on workloads the Slack sink's team label, when one is configured, and the labels the
+	// workload selector names (the rollout controller's scope).
+	keepLabels := c.SelectorLabelKeys()
 	if c.Slack.Enabled() && c.Slack.TeamLabel != "" {
 		keepLabels = append(keepLabels, c.Slack.TeamLabel)
 	}
@@ -329,6 +331,15 @@ func (a *App) addDelivery(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 
 // addDeciders adds the tracker (pods → records) and the rollout controller (workloads → rollouts).
 func (a *App) addDeciders(c *cfgpkg.Config, o Options, led *ledger.Ledger, log logr.Logger) error {
+	if err := a.addRolloutController(c, o, led, log); err != nil {
+		return err
+	}
+	return a.addTracker(c, o, led, log)
+}
+
+// addRolloutController adds the rollout controller, narrowed to the tracker's scope (a.Tracker, set by
+// addTracker before the manager starts either).
+func (a *App) addRolloutController(c *cfgpkg.Config, o Options, led *ledger.Ledger, log logr.Logger) error {
 	mgr := a.Manager
 	rcfg := rolloutctl.Config{
 		Reader:            mgr.GetCache(),
@@ -338,8 +349,11 @@ func (a *App) addDeciders(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 		History:           c.RolloutHistory,
 		MaxAge:            c.RolloutMaxAge,
 		ExcludeNamespaces: c.ExcludeNamespaces,
-		WaitForCacheSync:  mgr.GetCache().WaitForCacheSync,
-		Log:               log.WithName("rollouts"),
+		InScope: func(ctx context.Context, obj client.Object) (bool, error) {
+			return a.Tracker.WorkloadInScope(ctx, obj)
+		},
+		WaitForCacheSync: mgr.GetCache().WaitForCacheSync,
+		Log:              log.WithName("rollouts"),
 	}
 	if led != nil {
 		rcfg.Ledger = led
@@ -355,12 +369,17 @@ func (a *App) addDeciders(c *cfgpkg.Config, o Options, led *ledger.Ledger, log l
 		return fmt.Errorf("setting up the rollout controller: %w", err)
 	}
 	a.Rollouts = rc
+	return nil
+}
 
+// addTracker adds the tracker, which reports the pods of each revision to the rollout controller.
+func (a *App) addTracker(c *cfgpkg.Config, o Options, led *ledger.Ledger, log logr.Logger) error {
+	mgr := a.Manager
 	tc := tracker.Config{
 		Reader:              mgr.GetCache(),
 		APIReader:           mgr.GetAPIReader(),
 		Mapper:              mgr.GetRESTMapper(),
-		Revisions:           rc,
+		Revisions:           a.Rollouts,
 		Desirer:             a.Dispatcher,
 		Template:            c.Template,
 		Org:                 c.Org,

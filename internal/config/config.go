@@ -43,6 +43,9 @@ type Config struct {
 	WebhookHost        string
 	CertDir            string
 	HealthProbeAddr    string
+	// PprofBindAddress serves Go's /debug/pprof profiles (controller-runtime's pprof server); "0" or empty:
+	// off.
+	PprofBindAddress string
 
 	// High availability.
 	LeaderElect             bool
@@ -192,6 +195,7 @@ func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 	fs.StringVar(&c.WebhookHost, "webhook-host", "", "address the webhook server binds to (default: all)")
 	fs.StringVar(&c.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding the webhook's tls.crt and tls.key (required at start; reloaded when they change)")
 	fs.StringVar(&c.HealthProbeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints, host:port (\"0\" disables them)")
+	fs.StringVar(&c.PprofBindAddress, "pprof-bind-address", "0", "address of Go's /debug/pprof profiles (heap, CPU, goroutines), host:port, unauthenticated: bind it to 127.0.0.1 and port-forward (\"0\" disables it)")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "elect a leader among replicas; only the leader posts records")
 	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: $POD_NAMESPACE)")
 	fs.StringVar(&c.LedgerNamespace, "ledger-namespace", "", "namespace of the durable ledger (DeploymentRecord objects; default: $POD_NAMESPACE; \"-\": no ledger, records in memory only)")
@@ -307,6 +311,11 @@ func parse(fs *flag.FlagSet, args []string, env Env) (*Config, []error, error) {
 	if c.HealthProbeAddr != "" {
 		if err := checkBindAddress(c.HealthProbeAddr); err != nil {
 			bad("-health-probe-bind-address", "%w", err)
+		}
+	}
+	if c.PprofBindAddress != "" {
+		if err := checkBindAddress(c.PprofBindAddress); err != nil {
+			bad("-pprof-bind-address", "%w", err)
 		}
 	}
 	if c.CertDir == "" {

@@ -58,6 +58,7 @@ func defaults() *Config {
 		WebhookPort:        9443,
 		CertDir:            "/tmp/k8s-webhook-server/serving-certs",
 		HealthProbeAddr:    ":8081",
+		PprofBindAddress:   "0",
 		LeaderElectionID:   "deployment-tracker",
 		Workers:            2,
 		RequestsPerMinute:  80,
@@ -156,7 +157,7 @@ func TestParse(t *testing.T) {
 			args: []string{
 				"-kubeconfig=/home/me/.kube/config", "-namespace=payments", "-workers=8",
 				"-metrics-port=0", "-webhook-port=8443", "-webhook-host=127.0.0.1", "-cert-dir=/certs",
-				"-health-probe-bind-address=:9000", "-leader-elect", "-leader-election-namespace=tracker",
+				"-health-probe-bind-address=:9000", "-pprof-bind-address=127.0.0.1:6060", "-leader-elect", "-leader-election-namespace=tracker",
 				"-leader-election-id=dt", "-github-requests-per-minute=0", "-github-requests-per-hour=0",
 				"-unknown-artifact-ttl=0s", "-shutdown-timeout=1m30s", "-rollout-history=3", "-rollout-max-age=168h",
 				"-github-deployments=false", "-delivery-metrics=false",
@@ -166,6 +167,7 @@ func TestParse(t *testing.T) {
 				c.Kubeconfig, c.Namespace, c.Workers = "/home/me/.kube/config", "payments", 8
 				c.MetricsBindAddress, c.WebhookPort, c.WebhookHost, c.CertDir = "0", 8443, "127.0.0.1", "/certs"
 				c.HealthProbeAddr, c.LeaderElect, c.LeaderElectionNamespace, c.LeaderElectionID = ":9000", true, "tracker", "dt"
+				c.PprofBindAddress = "127.0.0.1:6060"
 				c.RequestsPerMinute, c.RequestsPerHour, c.UnknownArtifactTTL, c.ShutdownTimeout = 0, 0, 0, 90*time.Second
 				c.RolloutHistory, c.RolloutMaxAge = 3, 7*24*time.Hour
 				c.GitHubDeployments = false
@@ -484,6 +486,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "metrics bind address port too large", args: []string{"-metrics-bind-address=:99999"}, wantNames: []string{"-metrics-bind-address"}},
 		{name: "metrics bind address port not a number", args: []string{"-metrics-bind-address=:http"}, wantNames: []string{"-metrics-bind-address"}},
 		{name: "health probe bind address without a port", args: []string{"-health-probe-bind-address=8081"}, wantNames: []string{"-health-probe-bind-address"}},
+		{name: "pprof bind address without a port", args: []string{"-pprof-bind-address=localhost"}, wantNames: []string{"-pprof-bind-address"}},
 		{name: "port not a number", args: []string{"-metrics-port=http"}, wantNames: []string{"flags"}, wantContains: []string{"-metrics-port"}},
 		{name: "both ports bad, in a stable order", args: []string{"-webhook-port=99999", "-metrics-port=-5"}, wantNames: []string{"-metrics-port", "-webhook-port"}},
 		{name: "negative requests per minute", args: []string{"-github-requests-per-minute=-1"}, wantNames: []string{"-github-requests-per-minute"}},

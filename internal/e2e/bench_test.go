@@ -35,7 +35,10 @@ import (
 // BenchmarkAdmission creates BENCH_PODS (default 2000) pods through the API server from benchWorkers
 // concurrent clients with the tracker's webhook registered, and as many without it, and reports the
 // client-side latency of each create: on-p50-ms, on-p99-ms, off-p50-ms, off-p99-ms, the overhead ratios
-// p50-ratio and p99-ratio (on ÷ off), and the create rates. The two configurations alternate in rounds
+// p50-ratio and p99-ratio (on ÷ off), the create rates, and the CPU time each process of the machine used per
+// pod created (on-cpu-kube-apiserver-ms/pod, …, on-cpu-total-ms/pod; benchCPU): on 2 shared cores the
+// clients keep the control plane busy, so the latency ratio follows the ratio of CPU spent per create, and
+// these tell whose CPU the webhook costs (the API server's call, or the webhook's own serving). The two configurations alternate in rounds
 // (on, off, off, on, …), so that drifts of the control plane do not favour one of them. The pods are
 // realistic and parked on a node nothing runs, so that neither the scheduler nor kwok adds load; they are
 // deleted at the end only.
@@ -56,6 +59,7 @@ func BenchmarkAdmission(b *testing.B) {
 	var roundRatios []float64 // p50 on ÷ p50 off of each round
 	elapsed := map[bool]time.Duration{}
 	reviews := map[bool]float64{}
+	cpu := map[bool]map[string]time.Duration{true: {}, false: {}}
 	for i := range b.N {
 		for r := range rounds {
 			order := []bool{true, false}
@@ -68,12 +72,13 @@ func BenchmarkAdmission(b *testing.B) {
 				sw.set(b, on)
 				b.StartTimer()
 				from, to := r*n/rounds, (r+1)*n/rounds
-				before, start := benchReviews("CREATE"), time.Now()
+				before, cpu0, start := benchReviews("CREATE"), benchCPU(), time.Now()
 				l, err := park.create(ctx, fmt.Sprintf("%s%d", benchOnOff(on), i), from, to)
 				if err != nil {
 					b.Fatal(err)
 				}
 				elapsed[on] += time.Since(start)
+				benchCPUDelta(cpu[on], cpu0, benchCPU())
 				reviews[on] += benchReviews("CREATE") - before
 				lat[on] = append(lat[on], l...)
 				roundLat[on] = l
@@ -95,6 +100,11 @@ func BenchmarkAdmission(b *testing.B) {
 		b.ReportMetric(float64(len(lat[on]))/elapsed[on].Seconds(), benchOnOff(on)+"-pods/s")
 		b.Logf("admission webhook=%s pods=%d p50=%s p99=%s max=%s reviews=%.0f", benchOnOff(on), len(lat[on]),
 			p50[on], p99[on], benchPercentile(lat[on], 1), reviews[on])
+		perPod := benchCPUPerPod(cpu[on], len(lat[on]))
+		for name, ms := range perPod {
+			b.ReportMetric(ms, benchOnOff(on)+"-cpu-"+name+"-ms/pod")
+		}
+		b.Logf("admission webhook=%s CPU ms per pod: %s", benchOnOff(on), benchCPUSummary(perPod))
 	}
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(float64(p50[true])/float64(p50[false]), "p50-ratio")

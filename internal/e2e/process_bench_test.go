@@ -2,20 +2,25 @@ package e2e
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -55,6 +60,7 @@ const (
 // once it had decided every pod, and the Go heap it reported on /metrics then.
 type processFigures struct {
 	rss, hwm, heapAlloc, heapInuse float64
+	heapTop                        string // where the live heap is, benchHeapProfile
 }
 
 const mib = 1 << 20
@@ -97,8 +103,8 @@ func BenchmarkProcessMemory(b *testing.B) {
 			} else if f0, ok := base[v.name]; ok {
 				b.ReportMetric((f.hwm-f0.hwm)/mib/float64(pods)*10000, "hwm-MiB/10k-pods")
 			}
-			b.Logf("process cache=%s pods=%d rss=%.1f MiB hwm=%.1f MiB heap=%.1f MiB heap-inuse=%.1f MiB",
-				v.name, pods, f.rss/mib, f.hwm/mib, f.heapAlloc/mib, f.heapInuse/mib)
+			b.Logf("process cache=%s pods=%d rss=%.1f MiB hwm=%.1f MiB heap=%.1f MiB heap-inuse=%.1f MiB; live heap by allocating function: %s",
+				v.name, pods, f.rss/mib, f.hwm/mib, f.heapAlloc/mib, f.heapInuse/mib, f.heapTop)
 		})
 	}
 	for _, v := range processVariants {
@@ -303,11 +309,12 @@ func benchDeleteWorkloads(tb testing.TB, ns string) {
 func benchRunTracker(tb testing.TB, bin, kubeconfig string, extraEnv []string, pods int) (processFigures, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), benchWait*time.Duration(max(1, pods/10000)))
 	defer cancel()
-	ports := make([]int, 3)
+	ports := make([]int, 4)
 	for i := range ports {
 		ports[i] = benchFreePort(tb)
 	}
 	webhookPort, metricsAddr, healthAddr := ports[0], "127.0.0.1:"+strconv.Itoa(ports[1]), "127.0.0.1:"+strconv.Itoa(ports[2])
+	pprofAddr := "127.0.0.1:" + strconv.Itoa(ports[3])
 	cmd := exec.Command(bin,
 		"-webhook-host=127.0.0.1",
 		"-webhook-port="+strconv.Itoa(webhookPort),
@@ -315,6 +322,7 @@ func benchRunTracker(tb testing.TB, bin, kubeconfig string, extraEnv []string, p
 		"-exclude-namespaces="+trackerNamespace+",kube-system",
 		"-metrics-bind-address="+metricsAddr,
 		"-health-probe-bind-address="+healthAddr,
+		"-pprof-bind-address="+pprofAddr,
 		"-dry-run",
 		// Unpaced, as the suite's tracker: the records of every pod are handed to the sink before measuring.
 		"-github-requests-per-minute=0",
@@ -402,10 +410,54 @@ func benchRunTracker(tb testing.TB, bin, kubeconfig string, extraEnv []string, p
 		return fail(err)
 	}
 	f := processFigures{rss: rss, hwm: hwm, heapAlloc: m["go_memstats_heap_alloc_bytes"], heapInuse: m["go_memstats_heap_inuse_bytes"]}
+	if f.heapTop, err = benchHeapProfile(ctx, "http://"+pprofAddr+"/debug/pprof/heap", filepath.Base(bin), pods); err != nil {
+		return fail(err)
+	}
 	if err := stop(); err != nil {
 		return processFigures{}, fmt.Errorf("%s: stopping: %w; its log:\n%s", filepath.Base(bin), err, benchTail(logPath, 30))
 	}
 	return f, nil
+}
+
+// benchHeapProfile reads the tracker's heap profile (-pprof-bind-address) and returns the functions that
+// allocated most of the live heap (inuse_space, as go tool pprof -top -sample_index=inuse_space lists them).
+// With BENCH_PROCESS_PROFILE set to a directory, the profile is written there as heap-NAME-PODS.pb.gz too (go
+// tool pprof reads it with the binary the benchmark built, or without symbols' sources).
+func benchHeapProfile(ctx context.Context, url, name string, pods int) (string, error) {
+	body, err := benchGet(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	if dir := os.Getenv("BENCH_PROCESS_PROFILE"); dir != "" {
+		path := filepath.Join(dir, fmt.Sprintf("heap-%s-%d.pb.gz", name, pods))
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			return "", fmt.Errorf("writing the heap profile: %w", err)
+		}
+	}
+	p, err := profile.Parse(strings.NewReader(body))
+	if err != nil {
+		return "", fmt.Errorf("parsing the heap profile: %w", err)
+	}
+	idx := slices.IndexFunc(p.SampleType, func(st *profile.ValueType) bool { return st.Type == "inuse_space" })
+	if idx < 0 {
+		return "", errors.New("the heap profile has no inuse_space")
+	}
+	byFunc := map[string]int64{}
+	var total int64
+	for _, smp := range p.Sample {
+		v := smp.Value[idx]
+		total += v
+		if len(smp.Location) > 0 && len(smp.Location[0].Line) > 0 && smp.Location[0].Line[0].Function != nil {
+			byFunc[smp.Location[0].Line[0].Function.Name] += v
+		}
+	}
+	funcs := slices.Collect(maps.Keys(byFunc))
+	slices.SortFunc(funcs, func(a, b string) int { return cmp.Compare(byFunc[b], byFunc[a]) })
+	parts := []string{fmt.Sprintf("total %.1f MiB", float64(total)/mib)}
+	for _, f := range funcs[:min(6, len(funcs))] {
+		parts = append(parts, fmt.Sprintf("%s %.1f MiB", f, float64(byFunc[f])/mib))
+	}
+	return strings.Join(parts, "; "), nil
 }
 
 // benchFreePort is a TCP port on 127.0.0.1 that nothing listened on a moment ago.

@@ -23,9 +23,9 @@ func NewTransform(keepLabels ...string) cache.TransformFunc {
 }
 
 // workloadAnnotations are the annotations a trimmed Deployment, StatefulSet or DaemonSet keeps besides the
-// metadata.github.com/ ones and those with a prefix of workloadAnnotationPrefixes: its revision, and the
-// commit the delivery sink (internal/sink/delivery) reads.
-var workloadAnnotations = []string{podwatch.AnnotationDeploymentRevision, annotationImageRevision}
+// metadata.github.com/ ones and those with a prefix of workloadAnnotationPrefixes: its revision, the commit
+// the delivery sink (internal/sink/delivery) reads, and the tracker's ignore annotation (the scope).
+var workloadAnnotations = []string{podwatch.AnnotationDeploymentRevision, annotationImageRevision, podwatch.AnnotationIgnore}
 
 // annotationImageRevision is the OCI image annotation of the source revision
 // (https://github.com/opencontainers/image-spec/blob/main/annotations.md), set on workloads by some pipelines.

@@ -335,9 +335,12 @@ func controllerManagerArgs(kubeconfig string, port int) []string {
 			"-cloud-node-lifecycle-controller", "-service-lb-controller", "-node-route-controller",
 			"-node-ipam-controller", "-certificatesigningrequest-signing-controller",
 		}, ","),
-		// Talk to the API server as fast as it answers: tests wait on these controllers.
-		"--kube-api-qps=200",
-		"--kube-api-burst=400",
+		// Talk to the API server as fast as it answers: tests and benchmarks (tens of thousands of pods) wait on
+		// these controllers, and on 2 cores the API server, not a client-side limit, should be what paces them.
+		"--kube-api-qps=1000",
+		"--kube-api-burst=2000",
+		"--concurrent-deployment-syncs=10",
+		"--concurrent-replicaset-syncs=10",
 	}
 }
 

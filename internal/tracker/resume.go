@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -14,6 +13,7 @@ import (
 	v1alpha1 "github.com/deployment-tracker/deployment-tracker/internal/apis/records/v1alpha1"
 	"github.com/deployment-tracker/deployment-tracker/internal/ledger"
 	"github.com/deployment-tracker/deployment-tracker/internal/owner"
+	"github.com/deployment-tracker/deployment-tracker/internal/podwatch"
 	"github.com/deployment-tracker/deployment-tracker/internal/record"
 )
 
@@ -147,15 +147,14 @@ func (t *Tracker) resume(ctx context.Context) error {
 	t.logResumeScope(log)
 	foreign.log(log)
 
-	var pods corev1.PodList
-	if err := t.cfg.Reader.List(ctx, &pods); err != nil {
-		return fmt.Errorf("listing pods: %w", err)
+	pods, err := podwatch.Names(ctx, t.cfg.Reader, "")
+	if err != nil {
+		return err
 	}
-	for i := range pods.Items {
-		p := &pods.Items[i]
+	for _, nn := range pods {
 		event := ""
-		if err := t.reconcilePod(ctx, types.NamespacedName{Namespace: p.Namespace, Name: p.Name}, &event); err != nil {
-			log.V(1).Info("Pod not reconciled yet; the controller retries it", "pod", p.Namespace+"/"+p.Name, "error", err.Error())
+		if err := t.reconcilePod(ctx, nn, &event); err != nil {
+			log.V(1).Info("Pod not reconciled yet; the controller retries it", "pod", nn.String(), "error", err.Error())
 		}
 	}
 	for w := range adopted {
@@ -185,7 +184,7 @@ func (t *Tracker) resume(ctx context.Context) error {
 			}
 		}
 	}
-	log.Info("Resumed from the ledger", "records", len(entries), "unsynced", unsynced, "workloads", len(adopted), "pods", len(pods.Items))
+	log.Info("Resumed from the ledger", "records", len(entries), "unsynced", unsynced, "workloads", len(adopted), "pods", len(pods))
 	return nil
 }
 

@@ -116,6 +116,18 @@ func (t *Tracker) namespaceGone(name string) {
 	t.scope.mu.Unlock()
 }
 
+// WorkloadInScope reports whether the workload obj (a Deployment, StatefulSet or DaemonSet the rollout
+// controller decides) is in the scope: its namespace (excluded, -namespace, the namespace selector), the
+// workload selector on its labels, and the ignore annotation on it. It reads the cache only; the labels the
+// selector names and the annotation must be kept on obj (the rollout cache keeps them).
+func (t *Tracker) WorkloadInScope(ctx context.Context, obj client.Object) (bool, error) {
+	if in, err := t.namespaceInScope(ctx, obj.GetNamespace()); err != nil || !in {
+		return in, err
+	}
+	res := owner.Resolution{Annotations: []map[string]string{obj.GetAnnotations()}, Found: true, Labels: obj.GetLabels()}
+	return t.outOfScope(res) == "", nil
+}
+
 // ignored reports whether annotations carry AnnotationIgnore.
 func ignored(annotations map[string]string) bool { return annotations[AnnotationIgnore] == "true" }
 
@@ -322,13 +334,13 @@ func (t *Tracker) ownerInScope(m *metav1.PartialObjectMetadata) bool {
 
 // enqueueNamespace enqueues every pod of namespace the cache holds.
 func (t *Tracker) enqueueNamespace(ctx context.Context, c client.Reader, q queue, namespace string) {
-	var pods corev1.PodList
-	if err := c.List(ctx, &pods, client.InNamespace(namespace)); err != nil {
+	pods, err := podwatch.Names(ctx, c, namespace)
+	if err != nil {
 		t.cfg.Log.Error(err, "Cannot list the pods of a namespace whose scope changed; they are decided at their next event", "namespace", namespace)
 		return
 	}
-	for i := range pods.Items {
-		q.Add(Request{Pod: types.NamespacedName{Namespace: namespace, Name: pods.Items[i].Name}})
+	for _, nn := range pods {
+		q.Add(Request{Pod: nn})
 	}
-	t.cfg.Log.V(1).Info("Scope changed; deciding the pods of the namespace again", "namespace", namespace, "pods", len(pods.Items))
+	t.cfg.Log.V(1).Info("Scope changed; deciding the pods of the namespace again", "namespace", namespace, "pods", len(pods))
 }

@@ -64,6 +64,12 @@ type Config struct {
 	MaxAge  time.Duration
 	// ExcludeNamespaces are never tracked.
 	ExcludeNamespaces []string
+	// InScope, if set, tells whether a workload that exists is in the tracker's scope (-namespace, the
+	// namespace and workload selectors, the ignore annotation: tracker.Tracker.WorkloadInScope). One out of it
+	// has nothing decided: no rollout starts, none it had moves on, no Event, no sink hears of it; what was
+	// decided before it left stays as it is, and is decided on if it comes back. Its deletion is decided as
+	// any other's, so that rollouts announced before end.
+	InScope func(ctx context.Context, obj client.Object) (bool, error)
 	// WaitForCacheSync waits for the informers before resuming.
 	WaitForCacheSync func(ctx context.Context) bool
 	Log              logr.Logger
@@ -159,6 +165,15 @@ func (c *Controller) Reconcile(ctx context.Context, w owner.Workload) (reconcile
 	obj, err := c.read(ctx, w)
 	if err != nil {
 		return reconcile.Result{}, err
+	}
+	if obj != nil && c.cfg.InScope != nil {
+		in, err := c.cfg.InScope(ctx, obj)
+		if err != nil {
+			return reconcile.Result{}, fmt.Errorf("reading the scope of %s: %w", w, err)
+		}
+		if !in {
+			return reconcile.Result{}, nil
+		}
 	}
 	o := rollout.Observation{Workload: w, Now: c.cfg.Now(), WatchingSince: c.since, Exists: obj != nil && obj.GetDeletionTimestamp() == nil}
 	if o.Exists {

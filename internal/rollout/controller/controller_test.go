@@ -754,3 +754,69 @@ func TestReconcileWithoutLedger(t *testing.T) {
 func firstRSObjects() []client.Object {
 	return []client.Object{deployment(1, hashV140, rollingOut), replicaSet("web", hashV140, "1", at(1))}
 }
+
+// TestReconcileOutOfScope: a workload out of the tracker's scope has nothing decided, what it had before stays
+// as it is and is decided on when it comes back; its deletion ends what was announced.
+func TestReconcileOutOfScope(t *testing.T) {
+	in, scopeErr := true, error(nil)
+	var asked []string
+	e := newEnv(t, func(cfg *Config) {
+		cfg.InScope = func(_ context.Context, obj client.Object) (bool, error) {
+			asked = append(asked, obj.GetNamespace()+"/"+obj.GetName())
+			return in, scopeErr
+		}
+	})
+	e.start(t)
+	reconcileOnce := func(step string) []rollout.Rollout {
+		t.Helper()
+		if _, err := e.c.Reconcile(t.Context(), web); err != nil {
+			t.Fatalf("%s: Reconcile() error = %v", step, err)
+		}
+		notified, _ := e.notifier.take()
+		return notified
+	}
+	check := func(step string, want, got []rollout.Rollout) {
+		t.Helper()
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s: notified mismatch (-want +got):\n%s", step, diff)
+		}
+	}
+
+	in = false
+	e.clock.set(at(1))
+	e.cluster.set(firstRSObjects()...)
+	check("out of the scope from the start", nil, reconcileOnce("out of the scope"))
+	if got := e.ledger.take(); len(got) != 0 || len(e.c.History(web)) != 0 || len(e.events()) != 0 {
+		t.Errorf("out of the scope: wrote %d rollouts, kept %d, emitted Events; want none", len(got), len(e.c.History(web)))
+	}
+
+	in = true
+	rev1 := started(1, hashV140, at(1))
+	check("in the scope", []rollout.Rollout{rev1}, reconcileOnce("in the scope"))
+
+	in = false
+	e.clock.set(at(3))
+	e.cluster.set(deployment(1, hashV140, available), replicaSet("web", hashV140, "1", at(1)))
+	check("left the scope while rolling out", nil, reconcileOnce("left the scope"))
+	if diff := cmp.Diff([]rollout.Rollout{rev1}, e.c.History(web)); diff != "" {
+		t.Errorf("left the scope: history mismatch (-want +got):\n%s", diff)
+	}
+
+	scopeErr = errors.New("namespace cache not synced")
+	if _, err := e.c.Reconcile(t.Context(), web); err == nil {
+		t.Error("Reconcile() with the scope unreadable: no error, want one (retried)")
+	}
+	scopeErr = nil
+
+	in = true
+	e.clock.set(at(4))
+	check("back in the scope", []rollout.Rollout{completed(rev1, at(4))}, reconcileOnce("back in the scope"))
+
+	in = false
+	e.clock.set(at(5))
+	e.cluster.set()
+	check("deleted out of the scope", []rollout.Rollout{deleted(completed(rev1, at(4)), at(5))}, reconcileOnce("deleted"))
+	if want := 5; len(asked) != want { // not asked once the workload is gone
+		t.Errorf("InScope asked %d times (%v), want %d", len(asked), asked, want)
+	}
+}
