@@ -13,7 +13,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"math"
 	"os"
+	"strconv"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
+	"github.com/go-logr/logr"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -51,6 +57,9 @@ func run() int {
 	}
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
 	routeLogs(log)
+	if code := setMemoryLimit(log); code != 0 {
+		return code
+	}
 	log.Info("starting", "version", version.Version, "commit", version.BuildCommit(), "cluster", cfg.Cluster,
 		"logicalEnvironment", cfg.LogicalEnvironment, "org", cfg.Org, "dryRun", cfg.DryRun)
 
@@ -62,6 +71,28 @@ func run() int {
 	if err := a.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "stopped with an error")
 		return 1
+	}
+	return 0
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit to 90 % of the container's memory limit (its cgroup's),
+// so that the garbage collector works harder as the heap nears the limit instead of the container being killed
+// for it: AUTOMEMLIMIT sets another ratio (0 to 1) or "off", GOMEMLIMIT a limit of its own. It returns 2 for
+// an AUTOMEMLIMIT that is not one; a limit it cannot read leaves the runtime's default (none), logged.
+func setMemoryLimit(log logr.Logger) int {
+	if v, ok := os.LookupEnv("AUTOMEMLIMIT"); ok && v != "off" {
+		if r, err := strconv.ParseFloat(v, 64); err != nil || !(r > 0 && r <= 1) {
+			fmt.Fprintf(os.Stderr, "deployment-tracker: invalid configuration:\nAUTOMEMLIMIT=%q: want a ratio of the container's memory limit above 0 and at most 1, or off\n", v)
+			return 2
+		}
+	}
+	limit, err := memlimit.Set(memlimit.WithLogger(slog.New(logr.ToSlogHandler(log.V(1).WithName("memlimit")))))
+	if err != nil {
+		log.Info("Memory limit of the container not read; the Go runtime has no soft memory limit", "error", err.Error())
+		return 0
+	}
+	if limit > 0 && limit < math.MaxInt64 {
+		log.Info("Go runtime soft memory limit", "bytes", limit)
 	}
 	return 0
 }

@@ -128,6 +128,8 @@ func TestBadConfigurationExitsNamingTheSetting(t *testing.T) {
 		{name: "DN_TEMPLATE without the workload", env: []string{"DN_TEMPLATE={{namespace}}-{{containerName}}"}, want: []string{"DN_TEMPLATE", "{{deploymentName}}"}},
 		{name: "metrics bind address", args: []string{"-metrics-bind-address=9090"}, want: []string{"-metrics-bind-address"}},
 		{name: "metrics port", args: []string{"-metrics-port=70000"}, want: []string{"-metrics-port"}},
+		{name: "memory limit ratio above 1", env: []string{"AUTOMEMLIMIT=1.5"}, want: []string{"AUTOMEMLIMIT"}},
+		{name: "memory limit ratio not a number", env: []string{"AUTOMEMLIMIT=90%"}, want: []string{"AUTOMEMLIMIT"}},
 		{
 			name: "every bad setting at once",
 			args: []string{"-cert-dir=" + noKey, "-workers=100"},
