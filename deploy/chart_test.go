@@ -765,6 +765,7 @@ var notExposed = map[string]string{
 	"zap-encoder":               "logs are JSON in the cluster; extraArgs passes logger flags",
 	"zap-stacktrace-level":      "extraArgs passes logger flags",
 	"zap-time-encoding":         "extraArgs passes logger flags",
+	"pprof-bind-address":        "a debugging endpoint, off by default and unauthenticated: extraArgs sets it for an investigation (bound to 127.0.0.1, reached with kubectl port-forward)",
 }
 
 // notExposedEnv are the environment variables the tracker reads without a chart value, and why.

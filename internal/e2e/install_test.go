@@ -188,13 +188,14 @@ func TestMalformedReviewIsAllowed(t *testing.T) {
 	}
 }
 
-// TestDryRunIsNotRecorded: kubectl apply --dry-run=server never reaches the tracker (matchConditions) and
-// produces no record.
+// TestDryRunIsNotRecorded: kubectl apply --dry-run=server reaches the webhook (the shipped configuration has
+// no matchConditions), which answers it counted dry_run without observing it, and produces no record.
 func TestDryRunIsNotRecorded(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	observed := tracker.app.Metrics.Admission.WithLabelValues("CREATE", metrics.AdmissionObserved)
-	before := testutil.ToFloat64(observed)
+	dryRun := tracker.app.Metrics.Admission.WithLabelValues("CREATE", metrics.AdmissionDryRun)
+	before, beforeDry := testutil.ToFloat64(observed), testutil.ToFloat64(dryRun)
 	p := podTemplate(nil, container("c", "ghcr.io/octo-org/dry:1"))
 	if err := env.Client.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dry"}, Spec: p.Spec}, client.DryRunAll); err != nil {
 		t.Fatal(err)
@@ -202,6 +203,9 @@ func TestDryRunIsNotRecorded(t *testing.T) {
 	stayCount(t, ns, 0)
 	if got := testutil.ToFloat64(observed); got != before {
 		t.Errorf("a dry-run pod was observed (%v → %v)", before, got)
+	}
+	if got := testutil.ToFloat64(dryRun); got != beforeDry+1 {
+		t.Errorf("dry-run reviews counted %v → %v, want one more", beforeDry, got)
 	}
 }
 
