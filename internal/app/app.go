@@ -229,7 +229,7 @@ func cacheOptions(c *cfgpkg.Config) cache.Options {
 	if c.Slack.Enabled() && c.Slack.TeamLabel != "" {
 		keepLabels = append(keepLabels, c.Slack.TeamLabel)
 	}
-	trim := cache.ByObject{Transform: rollout.NewTransform(keepLabels...)}
+	trim := cache.ByObject{Transform: workloadTransform(rollout.NewTransform(keepLabels...), c.SelectorLabelKeys())}
 	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: trim, &appsv1.StatefulSet{}: trim, &appsv1.DaemonSet{}: trim, &appsv1.ControllerRevision{}: trim,
