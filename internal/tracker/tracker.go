@@ -449,11 +449,34 @@ func (t *Tracker) reconcilePod(ctx context.Context, nn types.NamespacedName, eve
 		}
 	}
 	ps.revision = rollout.PodRevisionKey(res.Workload, pod.Labels)
-	ps.annotations = pod.Annotations
+	ps.annotations = ws.sharedAnnotations(pod.Annotations)
 	ps.containers = containers
 	ps.waiting = waiting(pod)
 	t.pods[nn] = res.Workload
 	return t.recompute(ctx, res.Workload)
+}
+
+// sharedAnnotations returns annotations, or an equal map another pod of the workload holds: the pods of a
+// revision carry their template's annotations, so that each distinct set is kept about once instead of once
+// per pod. It compares with a few pods only (map order picks them), so that a large workload costs no more. The
+// maps are never written.
+func (ws *workloadState) sharedAnnotations(annotations map[string]string) map[string]string {
+	if len(annotations) == 0 {
+		return nil
+	}
+	compared := 0
+	for _, ps := range ws.pods {
+		if ps.annotations == nil {
+			continue
+		}
+		if maps.Equal(ps.annotations, annotations) {
+			return ps.annotations
+		}
+		if compared++; compared == 4 {
+			break
+		}
+	}
+	return annotations
 }
 
 // tracked returns the workload the pod nn with uid is tracked under.
