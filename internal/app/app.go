@@ -225,11 +225,12 @@ func restConfig(c *cfgpkg.Config, o Options) (*rest.Config, error) {
 func cacheOptions(c *cfgpkg.Config) cache.Options {
 	// The trim keeps on workloads the Slack sink's team label, when one is configured, and the labels the
 	// workload selector names (the rollout controller's scope).
-	keepLabels := c.SelectorLabelKeys()
+	selectorLabels := c.SelectorLabelKeys()
+	keepLabels := slices.Clone(selectorLabels)
 	if c.Slack.Enabled() && c.Slack.TeamLabel != "" {
 		keepLabels = append(keepLabels, c.Slack.TeamLabel)
 	}
-	trim := cache.ByObject{Transform: workloadTransform(rollout.NewTransform(keepLabels...), c.SelectorLabelKeys())}
+	trim := cache.ByObject{Transform: workloadTransform(rollout.NewTransform(keepLabels...), selectorLabels)}
 	opts := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: trim, &appsv1.StatefulSet{}: trim, &appsv1.DaemonSet{}: trim, &appsv1.ControllerRevision{}: trim,

@@ -14,7 +14,8 @@ import (
 const clockTicks = 100
 
 // benchCPU returns the CPU time (user and system) that each process of the control plane and this test
-// process (the suite's tracker, its webhook and the benchmark's clients) have used so far, by process name.
+// process (the suite's tracker, its webhook and the benchmark's clients) have used so far, by its name in
+// benchCPUProcesses.
 // Processes it cannot read are left out.
 func benchCPU() map[string]time.Duration {
 	out := map[string]time.Duration{}
@@ -34,10 +35,10 @@ func benchCPU() map[string]time.Duration {
 		if open < 0 || end < open {
 			continue
 		}
-		name := string(b[open+1 : end])
+		name := benchCPUProcess(string(b[open+1 : end]))
 		if pid == self {
 			name = "e2e.test"
-		} else if !benchCPUProcess(name) {
+		} else if name == "" || name == "e2e.test" {
 			continue
 		}
 		f := strings.Fields(string(b[end+1:]))
@@ -54,14 +55,14 @@ func benchCPU() map[string]time.Duration {
 	return out
 }
 
-// benchCPUProcess tells the control plane's processes by name (comm is cut at 15 bytes).
-func benchCPUProcess(comm string) bool {
-	for _, p := range []string{"etcd", "kube-apiserver", "kube-controller", "kube-scheduler", "kwok"} {
+// benchCPUProcess is the name in benchCPUProcesses that comm (cut at 15 bytes) starts with, "" for none.
+func benchCPUProcess(comm string) string {
+	for _, p := range benchCPUProcesses {
 		if strings.HasPrefix(comm, p) {
-			return true
+			return p
 		}
 	}
-	return false
+	return ""
 }
 
 // benchCPUDelta adds the CPU used between before and after to sum.
@@ -78,14 +79,10 @@ var benchCPUProcesses = []string{"kube-apiserver", "etcd", "e2e.test", "kube-con
 // benchCPUPerPod is the CPU time per pod of each of benchCPUProcesses and of them all ("total"), in ms.
 func benchCPUPerPod(cpu map[string]time.Duration, pods int) map[string]float64 {
 	out := map[string]float64{}
-	for _, name := range benchCPUProcesses {
-		for n, t := range cpu {
-			if strings.HasPrefix(n, name) {
-				ms := benchMS(t) / float64(pods)
-				out[name] += ms
-				out["total"] += ms
-			}
-		}
+	for name, t := range cpu {
+		ms := benchMS(t) / float64(pods)
+		out[name] += ms
+		out["total"] += ms
 	}
 	return out
 }

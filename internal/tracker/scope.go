@@ -124,8 +124,13 @@ func (t *Tracker) WorkloadInScope(ctx context.Context, obj client.Object) (bool,
 	if in, err := t.namespaceInScope(ctx, obj.GetNamespace()); err != nil || !in {
 		return in, err
 	}
-	res := owner.Resolution{Annotations: []map[string]string{obj.GetAnnotations()}, Found: true, Labels: obj.GetLabels()}
-	return t.outOfScope(res) == "", nil
+	return t.objectOutOfScope(obj) == "", nil
+}
+
+// objectOutOfScope returns why the workload obj, read itself, is out of the scope by its labels and
+// annotations ("" when it is in).
+func (t *Tracker) objectOutOfScope(obj client.Object) string {
+	return t.outOfScope(owner.Resolution{Annotations: []map[string]string{obj.GetAnnotations()}, Found: true, Labels: obj.GetLabels()})
 }
 
 // ignored reports whether annotations carry AnnotationIgnore.
@@ -267,8 +272,7 @@ func (t *Tracker) workloadOutOfScope(ctx context.Context, w owner.Workload) bool
 	if err := t.cfg.Reader.Get(ctx, types.NamespacedName{Namespace: w.Namespace, Name: w.Name}, obj); err != nil {
 		return false // gone (decommissioned as before), or decided by its pods
 	}
-	res := owner.Resolution{Workload: w, Annotations: []map[string]string{obj.GetAnnotations()}, Found: true, Labels: obj.GetLabels()}
-	return t.outOfScope(res) != ""
+	return t.objectOutOfScope(obj) != ""
 }
 
 // logResumeScope logs, once, what resume left as it is.
